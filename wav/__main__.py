@@ -1,0 +1,3 @@
+from wav.cli import main
+
+raise SystemExit(main())

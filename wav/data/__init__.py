@@ -1,0 +1,1 @@
+"""Transition storage, collectors (scripted task policies, balanced random play) and loaders."""

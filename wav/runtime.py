@@ -1,0 +1,47 @@
+"""Process-level settings shared by every entry point: thread counts, seeding helpers, versions."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+import torch
+
+
+def set_threads(n: int | None = None) -> int:
+    """Give torch `n` intra-op threads (default: WAV_THREADS or min(cores, 2)); one inter-op thread.
+
+    On a 2-core machine, torch's default over-subscribes and slows small-model training ~10x.
+    """
+    if n is None:
+        n = int(os.environ.get("WAV_THREADS", min(os.cpu_count() or 1, 2)))
+    torch.set_num_threads(max(1, n))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    return n
+
+
+def torch_generator(seed: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+def numpy_generator(seed: int | np.random.SeedSequence) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions recorded in checkpoints and run configs."""
+    import wav
+
+    out = {"python": platform.python_version(), "wav": wav.__version__, "torch": torch.__version__, "numpy": np.__version__}
+    for name in ("gymnasium", "minigrid", "scipy"):
+        try:
+            out[name] = __import__(name).__version__
+        except Exception:  # optional at import time
+            pass
+    return out
