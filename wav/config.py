@@ -1,0 +1,110 @@
+"""Frozen configuration dataclasses and their named presets (`paper`, `debug`).
+
+One field + one docstring line = one setting. Other modules add their own dataclasses here; presets are
+looked up by name in the `PRESETS`-style dicts (e.g. :data:`MODEL_PRESETS`), never filled in after parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A fitting schedule (Adam, minibatches, validation split with early stopping)."""
+
+    epochs: int = 300
+    """maximum passes over the training split"""
+    lr: float = 1e-3
+    """Adam learning rate"""
+    batch_size: int = 64
+    """minibatch size"""
+    weight_decay: float = 0.0
+    """Adam weight decay"""
+    val_fraction: float = 0.1
+    """fraction of the data held out for early stopping (0 disables the split; all data trains)"""
+    patience: int = 20
+    """epochs without validation improvement before stopping (ignored without a validation split)"""
+    max_seconds: float = 600.0
+    """wall-clock cap on one fit; training stops after the epoch that crosses it"""
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """Grid world model f(s, a) -> s': a conv net over one-hot cells with copy-biased per-cell heads."""
+
+    hidden: int = 64
+    """conv channels per ensemble member"""
+    layers: int = 3
+    """3x3 conv layers (receptive field 2*layers+1 cells)"""
+    members: int = 1
+    """ensemble size M, evaluated in one grouped-conv call"""
+    dropout: float = 0.1
+    """dropout after each conv layer during training and in MC-dropout mode"""
+    carried_weight: float = 10.0
+    """weight of the squared carried-id error in the published Prediction Error"""
+
+
+@dataclass(frozen=True)
+class SubgoalConfig:
+    """Action-free subgoal generator p(s' | s): a mixture over Z discrete codes with a learned prior p(z | s)."""
+
+    hidden: int = 64
+    """conv channels of the shared trunk"""
+    layers: int = 3
+    """3x3 conv layers"""
+    codes: int = 16
+    """number of discrete latent codes Z"""
+    code_hidden: int = 64
+    """width of the per-cell decoder that is conditioned on the code"""
+    min_prior: float = 1e-3
+    """codes with prior below this are not proposed by `sample` (their decoder is untrained there)"""
+
+
+@dataclass(frozen=True)
+class InverseConfig:
+    """Sparse inverse model h(M*s, M*s') -> a over per-cell tokens; `dense=True` is the vanilla ablation."""
+
+    hidden: int = 64
+    """width of the per-token encoder and of the pooled classifier"""
+    dense: bool = False
+    """vanilla inverse model: no mask, every feature is seen"""
+    l1: float = 0.1
+    """weight of the L1 penalty on the mask (mean over the state features)"""
+    temperature: float = 0.5
+    """temperature of the straight-through Gumbel-sigmoid mask during training"""
+    init_logit: float = 2.0
+    """initial mask logit bias (positive: start with every feature on)"""
+
+
+@dataclass(frozen=True)
+class ModelsPreset:
+    """Sizes and schedules of the three MiniGrid models."""
+
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    world_model_train: TrainConfig = field(default_factory=TrainConfig)
+    subgoal: SubgoalConfig = field(default_factory=SubgoalConfig)
+    subgoal_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, lr=2e-3, batch_size=128, patience=5, val_fraction=0.05))
+    inverse: InverseConfig = field(default_factory=InverseConfig)
+    inverse_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=300, lr=2e-3, batch_size=64, patience=30))
+
+
+MODEL_PRESETS: dict[str, ModelsPreset] = {
+    "paper": ModelsPreset(),
+    "debug": ModelsPreset(
+        world_model=WorldModelConfig(hidden=16, layers=2),
+        world_model_train=TrainConfig(epochs=2, batch_size=32, patience=1),
+        subgoal=SubgoalConfig(hidden=16, layers=2, codes=4, code_hidden=16),
+        subgoal_train=TrainConfig(epochs=2, batch_size=32, patience=1),
+        inverse=InverseConfig(hidden=16),
+        inverse_train=TrainConfig(epochs=2, batch_size=32, patience=1),
+    ),
+}
+
+
+def model_preset(name: str) -> ModelsPreset:
+    """The named model preset; raises ValueError listing the known names."""
+    try:
+        return MODEL_PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset '{name}'; known: {sorted(MODEL_PRESETS)}") from None

@@ -1,0 +1,121 @@
+"""The sparse inverse dynamics model h(M * s, M * s') -> a of the verification cycle (REFERENCE §1, §2).
+
+Each of the 36 cells and the carried object becomes one token that holds its (type, colour, state)
+one-hots in s and in s' plus four position flags computed from s and s' (changed, agent in s, cell in
+front of the agent in s, agent in s'). A shared mask net reads each token and emits one mask logit per
+channel, i.e. one per state feature (108 grid + 2 carried); the classifier sums a shared per-token
+encoder over the masked tokens (so it is position-invariant and a fully masked token contributes 0)
+and maps the sum to action logits. `dense=True` is the vanilla inverse model: the same classifier
+with the mask fixed to all ones. Evaluation is deterministic (mask = logits > 0).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from wav.config import InverseConfig
+from wav.envs.minigrid.encoding import AGENT, DIR_VEC, GRID_SIZE, N_ACTIONS, N_CELLS, N_FEATURES
+from wav.models import nets
+from wav.models.mask import FeatureMask
+
+N_TOKENS = N_CELLS + 1  # 36 cells + carried
+N_SLOTS = 3  # (type, colour, state) per token
+N_FLAGS = 5  # changed, agent in s, front of agent in s, agent in s', is-carried
+TOKEN_DIM = 2 * nets.N_CELL_LOGITS + N_FLAGS
+
+
+def agent_cells(states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Agent cell and front cell one-hots, (B, 36) float each, and whether an agent exists (B,) bool."""
+    c = nets.cells(states)  # (B, 36, 3)
+    is_agent = c[..., 0] == AGENT  # (B, 36)
+    has = is_agent.any(1)
+    idx = is_agent.float().argmax(1)  # (B,)
+    d = c[torch.arange(len(c)), idx, 2].clamp(0, 3)  # (B,)
+    vec = torch.as_tensor(DIR_VEC)[d]  # (B, 2) = (dx, dy)
+    x, y = idx // GRID_SIZE + vec[:, 0], idx % GRID_SIZE + vec[:, 1]
+    inside = has & (x >= 0) & (x < GRID_SIZE) & (y >= 0) & (y < GRID_SIZE)
+    front = F.one_hot((x * GRID_SIZE + y).clamp(0, N_CELLS - 1), N_CELLS).float() * inside[:, None]
+    return is_agent.float(), front, has
+
+
+def slot_values(states: Tensor) -> Tensor:
+    """(B, D) -> (B, 37, 3): cell (type, colour, state); carried token as (type, colour, 0)."""
+    hand = nets.carried(states)  # (B, 2) = (colour, type)
+    hand = torch.stack([hand[:, 1], hand[:, 0], torch.zeros_like(hand[:, 0])], -1)  # (B, 3)
+    return torch.cat([nets.cells(states), hand[:, None]], 1)
+
+
+def slot_onehot(values: Tensor) -> list[Tensor]:
+    """(B, 37, 3) -> one (B, 37, n) one-hot per slot."""
+    return [F.one_hot(values[..., i].clamp(0, n - 1), n).float() for i, n in enumerate(nets.CELL_CLASSES)]
+
+
+def tokens(states: Tensor, next_states: Tensor) -> tuple[list[Tensor], Tensor]:
+    """Per-slot token blocks [(B, 37, 2*n_slot)] x 3 and flags (B, 37, 5)."""
+    v, vn = slot_values(states), slot_values(next_states)
+    blocks = [torch.cat([a, b], -1) for a, b in zip(slot_onehot(v), slot_onehot(vn))]
+    agent, front, _ = agent_cells(states)
+    agent_next, _, _ = agent_cells(next_states)
+    zero = agent.new_zeros(len(agent), 1)
+    flags = torch.stack(
+        [
+            (v != vn).any(-1).float(),
+            torch.cat([agent, zero], 1),
+            torch.cat([front, zero], 1),
+            torch.cat([agent_next, zero], 1),
+            torch.cat([torch.zeros_like(agent), zero + 1], 1),
+        ],
+        -1,
+    )  # (B, 37, 5)
+    return blocks, flags
+
+
+def token_mask_to_features(mask: Tensor) -> Tensor:
+    """(B, 37, 3) per-slot mask -> (B, D) per state feature (carried colour = slot 1, type = slot 0)."""
+    b = mask.shape[0]
+    grid = mask[:, :N_CELLS].reshape(b, -1)  # (B, 108)
+    return torch.cat([grid, mask[:, N_CELLS, 1:2], mask[:, N_CELLS, 0:1]], 1)
+
+
+class SparseInverseModel(nn.Module):
+    """Token-set classifier with a learned per-feature mask; satisfies `wav.types.InverseModel`."""
+
+    def __init__(self, cfg: InverseConfig = InverseConfig()):
+        super().__init__()
+        self.cfg = cfg
+        h = cfg.hidden
+        self.mask_net = nn.Sequential(nn.Linear(TOKEN_DIM, h), nn.ReLU(), nn.Linear(h, N_SLOTS))
+        nn.init.constant_(self.mask_net[-1].bias, cfg.init_logit)
+        self.mask = FeatureMask(cfg.temperature, cfg.dense)
+        # bias-free per-token encoder: a fully masked (all-zero) token maps to 0 and drops out of the sum
+        self.phi = nn.Sequential(nn.Linear(TOKEN_DIM, h, bias=False), nn.ReLU(), nn.Linear(h, h, bias=False), nn.ReLU())
+        self.rho = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, N_ACTIONS))
+
+    def forward(self, states: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Action logits (B, A), per-slot mask (B, 37, 3) and mask logits (B, 37, 3)."""
+        nets.check_states(states), nets.check_states(next_states)
+        blocks, flags = tokens(states, next_states)
+        raw = torch.cat(blocks + [flags], -1)  # (B, 37, TOKEN_DIM)
+        logits = self.mask_net(raw)  # (B, 37, 3)
+        m = self.mask(logits, generator)
+        masked = torch.cat([blk * m[..., i : i + 1] for i, blk in enumerate(blocks)] + [flags * m.amax(-1, keepdim=True)], -1)
+        return self.rho(self.phi(masked).sum(1)), m, logits
+
+    def infer(self, states: Tensor, next_states: Tensor) -> Tensor:
+        """Most likely action (B,) long, deterministic."""
+        return self(states, next_states)[0].argmax(-1)
+
+    def infer_with_mask(self, states: Tensor, next_states: Tensor) -> tuple[Tensor, Tensor]:
+        """Most likely action (B,) and the feature mask it was computed through, (B, D) float in {0, 1}."""
+        logits, m, _ = self(states, next_states)
+        return logits.argmax(-1), token_mask_to_features(m)
+
+    def training_loss(self, states: Tensor, actions: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Cross-entropy of the true action + l1 * mean mask probability (scalar)."""
+        logits, _, mask_logits = self(states, next_states, generator)
+        return F.cross_entropy(logits, actions) + self.cfg.l1 * self.mask.penalty(mask_logits)
+
+
+assert N_FEATURES == N_CELLS * N_SLOTS + 2

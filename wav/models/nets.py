@@ -1,0 +1,158 @@
+"""Network pieces shared by the MiniGrid models: one-hot cell inputs, grouped (ensemble) layers, decoding.
+
+A flat state (B, D=110) is read as 36 cells x (type, colour, state) + carried (colour, type). Cell c is
+grid position (x, y) = divmod(c, 6), matching `to_features`. Per-cell logits concatenate the three
+channels' classes (11 + 6 + 4 = 21, see CELL_SLICES); carried logits are colour (6) + type (11).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from wav.envs.minigrid.encoding import GRID_SIZE, N_CELLS, N_CHANNELS, N_COLOURS, N_FEATURES, N_STATES, N_TYPES
+
+CELL_CLASSES = (N_TYPES, N_COLOURS, N_STATES)
+N_CELL_LOGITS = sum(CELL_CLASSES)  # 21
+CELL_SLICES = (slice(0, N_TYPES), slice(N_TYPES, N_TYPES + N_COLOURS), slice(N_TYPES + N_COLOURS, N_CELL_LOGITS))
+CARRIED_CLASSES = (N_COLOURS, N_TYPES)  # (colour, type), the order of the carried features
+N_CARRIED_LOGITS = sum(CARRIED_CLASSES)  # 17
+CARRIED_SLICES = (slice(0, N_COLOURS), slice(N_COLOURS, N_CARRIED_LOGITS))
+N_GRID_FEATURES = N_CELLS * N_CHANNELS  # 108
+
+
+def check_states(states: Tensor) -> Tensor:
+    """Validate a (B, D) long state batch; returns it unchanged."""
+    if states.ndim != 2 or states.shape[1] != N_FEATURES:
+        raise ValueError(f"states must be (B, {N_FEATURES}) long tensors; got shape {tuple(states.shape)}")
+    return states
+
+
+def cells(states: Tensor) -> Tensor:
+    """(B, D) -> (B, 36, 3) cell values."""
+    return states[:, :N_GRID_FEATURES].reshape(-1, N_CELLS, N_CHANNELS)
+
+
+def carried(states: Tensor) -> Tensor:
+    """(B, D) -> (B, 2) = (colour, type)."""
+    return states[:, N_GRID_FEATURES:]
+
+
+def cell_onehot(states: Tensor) -> Tensor:
+    """(B, D) long -> (B, 36, 21) float one-hot of (type, colour, state) per cell."""
+    c = cells(states)
+    return torch.cat([F.one_hot(c[..., i].clamp(0, n - 1), n) for i, n in enumerate(CELL_CLASSES)], -1).float()
+
+
+def carried_onehot(states: Tensor) -> Tensor:
+    """(B, D) long -> (B, 17) float one-hot of (colour, type)."""
+    c = carried(states)
+    return torch.cat([F.one_hot(c[:, i].clamp(0, n - 1), n) for i, n in enumerate(CARRIED_CLASSES)], -1).float()
+
+
+def grid_image(per_cell: Tensor) -> Tensor:
+    """(B, 36, C) -> (B, C, W, H) for 2-d convolution."""
+    b, _, ch = per_cell.shape
+    return per_cell.reshape(b, GRID_SIZE, GRID_SIZE, ch).permute(0, 3, 1, 2)
+
+
+def decode(cell_logits: Tensor, carried_logits: Tensor) -> Tensor:
+    """Most likely state: (..., 36, 21) and (..., 17) logits -> (..., D) long."""
+    grid = torch.stack([cell_logits[..., s].argmax(-1) for s in CELL_SLICES], -1)  # (..., 36, 3)
+    hand = torch.stack([carried_logits[..., s].argmax(-1) for s in CARRIED_SLICES], -1)  # (..., 2)
+    return torch.cat([grid.flatten(-2), hand], -1)
+
+
+def cell_nll(cell_logits: Tensor, targets: Tensor) -> Tensor:
+    """Sum over the 3 channels of the cross-entropy per cell: (..., 36, 21), (..., D) -> (..., 36)."""
+    tgt = targets[..., :N_GRID_FEATURES].reshape(*targets.shape[:-1], N_CELLS, N_CHANNELS)
+    out = 0.0
+    for i, s in enumerate(CELL_SLICES):
+        logp = torch.log_softmax(cell_logits[..., s], -1)
+        idx = tgt[..., i : i + 1].clamp(0, s.stop - s.start - 1).expand(*logp.shape[:-1], 1)
+        out = out - logp.gather(-1, idx).squeeze(-1)
+    return out
+
+
+def carried_nll(carried_logits: Tensor, targets: Tensor) -> Tensor:
+    """Sum over (colour, type) of the carried cross-entropy: (..., 17), (..., D) -> (...)."""
+    tgt = targets[..., N_GRID_FEATURES:]
+    out = 0.0
+    for i, s in enumerate(CARRIED_SLICES):
+        logp = torch.log_softmax(carried_logits[..., s], -1)
+        idx = tgt[..., i : i + 1].clamp(0, s.stop - s.start - 1).expand(*logp.shape[:-1], 1)
+        out = out - logp.gather(-1, idx).squeeze(-1)
+    return out
+
+
+def carried_expectation(carried_probs: Tensor) -> Tensor:
+    """Carried ids as numbers: expected (colour, type) id under the categorical heads, (..., 17) -> (..., 2)."""
+    outs = []
+    for s in CARRIED_SLICES:
+        p = carried_probs[..., s]
+        outs.append((p * torch.arange(p.shape[-1], dtype=p.dtype)).sum(-1))
+    return torch.stack(outs, -1)
+
+
+def channel_softmax(cell_logits: Tensor) -> Tensor:
+    """Per-channel softmax of (..., 21) logits (each channel's block sums to 1)."""
+    return torch.cat([torch.softmax(cell_logits[..., s], -1) for s in CELL_SLICES], -1)
+
+
+def carried_softmax(carried_logits: Tensor) -> Tensor:
+    return torch.cat([torch.softmax(carried_logits[..., s], -1) for s in CARRIED_SLICES], -1)
+
+
+def dropout(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
+    """Inverted dropout drawn from an explicit generator; identity when `generator` is None or p == 0."""
+    if generator is None or p <= 0:
+        return x
+    keep = torch.rand(x.shape, generator=generator) >= p
+    return x * keep / (1.0 - p)
+
+
+class GroupedLinear(nn.Module):
+    """M independent linear layers applied in one einsum: (..., M, I) -> (..., M, O)."""
+
+    def __init__(self, members: int, d_in: int, d_out: int, bias: bool = True):
+        super().__init__()
+        bound = 1.0 / math.sqrt(d_in)
+        self.weight = nn.Parameter(torch.empty(members, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, d_out).uniform_(-bound, bound)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = torch.einsum("...mi,mio->...mo", x, self.weight)
+        return y if self.bias is None else y + self.bias
+
+
+class GridTrunk(nn.Module):
+    """M conv trunks run as one grouped conv: (B, Cin, W, H) -> (B, M, hidden, W, H)."""
+
+    def __init__(self, in_channels: int, hidden: int, layers: int, members: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.members, self.hidden, self.p = members, hidden, dropout
+        dims = [in_channels] + [hidden] * layers
+        self.convs = nn.ModuleList(
+            nn.Conv2d(members * a, members * b, 3, padding=1, groups=members) for a, b in zip(dims[:-1], dims[1:])
+        )
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        b = x.shape[0]
+        x = x.repeat(1, self.members, 1, 1) if self.members > 1 else x  # (B, M*Cin, W, H)
+        for conv in self.convs:
+            x = dropout(torch.relu(conv(x)), self.p, generator)
+        return x.reshape(b, self.members, self.hidden, GRID_SIZE, GRID_SIZE)
+
+
+def pooled(h: Tensor) -> Tensor:
+    """Mean- and max-pool over the grid: (B, M, C, W, H) -> (B, M, 2C)."""
+    flat = h.flatten(-2)  # (B, M, C, W*H)
+    return torch.cat([flat.mean(-1), flat.amax(-1)], -1)
+
+
+def per_cell(h: Tensor) -> Tensor:
+    """(B, M, C, W, H) -> (B, M, 36, C), cells in `to_features` order."""
+    return h.flatten(-2).transpose(-1, -2)
