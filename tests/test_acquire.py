@@ -1,0 +1,91 @@
+"""Strategies and selection on hand-computed cases."""
+
+import numpy as np
+import pytest
+import torch
+
+from wav.acquire import REGISTRY, Candidates, Models, make_strategy, select
+from wav.acquire.baselines import categorical_bald
+from wav.envs.minigrid.dynamics import step_batch
+from wav.envs.minigrid.encoding import N_ACTIONS, TOGGLE, to_features
+from wav.envs.minigrid.oracles import TrueInverseModel, TrueSubgoalGenerator, TrueWorldModel
+from wav.envs.minigrid.states import random_states
+
+
+def test_registry_has_every_named_strategy_with_published_mixes():
+    for name in ("random", "uncertainty", "ensemble", "progress", "wav", "wav-dense", "forward-first", "oracle"):
+        assert name in REGISTRY
+    assert REGISTRY["uncertainty"].random_mix == 0.3 and REGISTRY["progress"].random_mix == 0.3
+    assert REGISTRY["oracle"].random_mix == 0.1 and REGISTRY["wav"].random_mix == 0.0
+    assert make_strategy("uncertainty", 0.0).random_mix == 0.0
+    with pytest.raises(ValueError, match="unknown strategy"):
+        make_strategy("curiosity")
+
+
+def test_select_top_and_random_share():
+    scores = np.arange(100.0)
+    rng = np.random.default_rng(0)
+    top = select(scores, 10, 0.0, rng)
+    assert sorted(top) == list(range(90, 100))
+    mixed = select(scores, 10, 0.3, rng)
+    assert len(set(mixed)) == 10 and set(range(93, 100)) <= set(mixed)
+    avail = np.ones(100, bool)
+    avail[95:] = False
+    assert sorted(select(scores, 5, 0.0, rng, avail)) == [90, 91, 92, 93, 94]
+
+
+def _candidates(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    g, c = random_states(rng, n)
+    a = rng.integers(0, N_ACTIONS, n)
+    ng, nc = step_batch(g, c, a)
+    return Candidates(torch.from_numpy(to_features(g, c)), torch.from_numpy(a), torch.from_numpy(to_features(ng, nc)))
+
+
+class ToggleBlindWorldModel(TrueWorldModel):
+    def predict(self, states, actions):
+        pred = super().predict(states, actions)
+        return torch.where((actions == TOGGLE)[:, None], states, pred)
+
+    def loss(self, states, actions, next_states):
+        pred = self.predict(states, actions)
+        return (pred != next_states).float().sum(1)
+
+
+def test_oracle_ranks_the_true_worst_candidate_first():
+    cand = _candidates()
+    models = Models(world_model=ToggleBlindWorldModel())
+    scores = REGISTRY["oracle"].score(cand, models, torch.Generator().manual_seed(0))
+    truth = (models.world_model.predict(cand.states, cand.actions) != cand.next_states).float().sum(1)
+    assert int(scores.argmax()) == int(truth.argmax()) and torch.equal(scores, truth)
+
+
+def test_wav_with_true_generator_and_inverse_finds_the_blind_spot():
+    cand = _candidates(400, seed=1)
+    models = Models(world_model=ToggleBlindWorldModel(), subgoal=TrueSubgoalGenerator(), inverse=TrueInverseModel(), k=32)
+    scores = REGISTRY["wav"].score(cand, models, torch.Generator().manual_seed(0))
+    oracle = REGISTRY["oracle"].score(cand, models, torch.Generator())
+    # every candidate the world model gets wrong is a toggle that changes the world; WAV scores them > 0
+    wrong = oracle > 0
+    assert wrong.any() and torch.all(scores[wrong] > 0)
+    assert scores[wrong].min() > scores[cand.actions != TOGGLE].max()
+
+
+def test_bald_zero_when_passes_agree_and_positive_when_they_disagree():
+    from wav.models import nets
+
+    logits = torch.randn(1, 4, 36, 21).expand(5, -1, -1, -1)
+    carried = torch.randn(1, 4, 17).expand(5, -1, -1)
+    same = categorical_bald(logits, carried, nets.CELL_SLICES, nets.CARRIED_SLICES)
+    assert torch.allclose(same, torch.zeros(4), atol=1e-5)
+    noisy = categorical_bald(logits + 3 * torch.randn(5, 4, 36, 21), carried, nets.CELL_SLICES, nets.CARRIED_SLICES)
+    assert torch.all(noisy > 0.1)
+
+
+def test_progress_is_true_loss_in_round_one_and_difference_after():
+    cand = _candidates(50)
+    wm = ToggleBlindWorldModel()
+    r1 = REGISTRY["progress"].score(cand, Models(world_model=wm), torch.Generator())
+    assert torch.equal(r1, REGISTRY["oracle"].score(cand, Models(world_model=wm), torch.Generator()))
+    r2 = REGISTRY["progress"].score(cand, Models(world_model=TrueWorldModel(), previous_world_model=wm), torch.Generator())
+    assert torch.allclose(r2, r1 - TrueWorldModel().loss(cand.states, cand.actions, cand.next_states))

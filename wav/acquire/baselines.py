@@ -1,0 +1,101 @@
+"""Baseline strategies: random, MC-dropout uncertainty (BALD), ensemble disagreement, learning progress, oracle.
+
+Random-mix ratios are the published ones (uncertainty 0.3, progress 0.3, oracle 0.1); REFERENCE §1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from wav.acquire.base import Candidates, Models, register
+
+CHUNK = 4096
+
+
+def _chunked(fn, *tensors: Tensor, chunk: int = CHUNK) -> Tensor:
+    return torch.cat([fn(*(t[i : i + chunk] for t in tensors)) for i in range(0, len(tensors[0]), chunk)])
+
+
+def _entropy(p: Tensor) -> Tensor:
+    return -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
+
+
+def categorical_bald(cell_logits: Tensor, carried_logits: Tensor, slices, carried_slices, carried_weight: float = 10.0) -> Tensor:
+    """BALD over T stochastic predictions: cells (T, B, 36, L), carried (T, B, Lc) -> (B,).
+
+    Per head (type, colour, state) and cell, H[mean p] - mean H[p]; max over cells; summed over heads;
+    plus `carried_weight` x the variance over passes of the expected carried ids (as published).
+    """
+    total = 0.0
+    for s in slices:
+        p = torch.softmax(cell_logits[..., s], -1)  # (T, B, 36, n)
+        mi = _entropy(p.mean(0)) - _entropy(p).mean(0)  # (B, 36)
+        total = total + mi.max(-1).values
+    var = 0.0
+    for s in carried_slices:
+        p = torch.softmax(carried_logits[..., s], -1)  # (T, B, n)
+        ids = torch.arange(p.shape[-1], dtype=p.dtype)
+        var = var + (p * ids).sum(-1).var(0, unbiased=False)
+    return total + carried_weight * var
+
+
+def _grid_slices():
+    from wav.models import nets
+
+    return nets.CELL_SLICES, nets.CARRIED_SLICES
+
+
+@register("random")
+def random_scores(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
+    return torch.rand(len(cand), generator=generator, dtype=torch.float64)
+
+
+@register("uncertainty", random_mix=0.3)
+@torch.no_grad()
+def mc_dropout_bald(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
+    """MC-dropout BALD of the world model (20 passes), as in the authors' release."""
+    wm = models.world_model
+    if not hasattr(wm, "mc_logits"):
+        return _chunked(lambda s, a: wm.disagreement(s, a), cand.states, cand.actions)
+    cs, ks = _grid_slices()
+
+    def one(s, a):
+        c, k = wm.mc_logits(s, a, models.mc_passes, generator)  # (T, M, B, 36, L), (T, M, B, Lc)
+        return categorical_bald(c.flatten(0, 1), k.flatten(0, 1), cs, ks)
+
+    return _chunked(one, cand.states, cand.actions, chunk=512)
+
+
+@register("ensemble", random_mix=0.3, needs=("ensemble",))
+@torch.no_grad()
+def ensemble_disagreement(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
+    """Disagreement of M world models (Plan2Explore): BALD across members instead of dropout passes."""
+    ens = models.ensemble
+    if not hasattr(ens, "logits"):
+        return _chunked(lambda s, a: ens.disagreement(s, a), cand.states, cand.actions)
+    cs, ks = _grid_slices()
+
+    def one(s, a):
+        c, k = ens.logits(s, a)  # (M, B, 36, L), (M, B, Lc)
+        return categorical_bald(c, k, cs, ks)
+
+    return _chunked(one, cand.states, cand.actions)
+
+
+@register("oracle", random_mix=0.1, privileged=True)
+@torch.no_grad()
+def true_error(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
+    """The current world model's true prediction error on each candidate (needs the true outcome)."""
+    return _chunked(models.world_model.loss, cand.states, cand.actions, cand.next_states)
+
+
+@register("progress", random_mix=0.3, needs=("previous",), privileged=True)
+@torch.no_grad()
+def learning_progress(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
+    """gamma-progress: loss(old) - loss(new), old an EMA of past models; round 1 uses the true loss."""
+    new = true_error(cand, models, generator)
+    if models.previous_world_model is None:
+        return new
+    old = _chunked(models.previous_world_model.loss, cand.states, cand.actions, cand.next_states)
+    return old - new

@@ -1,0 +1,100 @@
+"""`wav reproduce acquisition|online` and `wav demo`: the acquisition experiments (REFERENCE §4)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from wav.stats import parse_seeds
+
+
+def _strategies(text: str | None, default):
+    from wav.acquire import REGISTRY
+
+    if not text:
+        return tuple(default)
+    if text == "all":
+        return tuple(REGISTRY)
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in names if s not in REGISTRY]
+    if bad:
+        raise ValueError(f"unknown strategies {bad}; known: {sorted(REGISTRY)}")
+    return names
+
+
+def _common(p, default_out: str) -> None:
+    p.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,3,5 (default 0-9)")
+    p.add_argument("--preset", default="paper", choices=["paper", "debug"], help="model and protocol sizes")
+    p.add_argument("--strategies", default=None, help="comma-separated strategy names or 'all'")
+    p.add_argument("--backend", default="local", choices=["local", "ray"], help="local processes (joblib) or a Ray cluster")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (backend ray)")
+    p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs (local backend)")
+    p.add_argument("--out", default=default_out, help="output folder (resumable: finished runs are skipped)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
+
+
+def register(top, groups) -> None:
+    p = groups["reproduce"].add_parser("acquisition", help="pool protocol: strategies x seeds, CIs, paired tests, figure")
+    _common(p, "runs/acquisition")
+    p.add_argument("--pool", default=None, help="candidate pool npz (default: collected by our env)")
+    p.add_argument("--seed-data", default=None, help="seed labelled set npz (default: drawn from the pool)")
+    p.add_argument("--test-data", default=None, help="balanced test set npz (default: make-testset)")
+    p.add_argument("--video", default=None, help="action-free corpus for the subgoal generator (default: random play)")
+    p.add_argument("--afs-data", default=None, help="npz whose states seed the action following score (default: test set)")
+    p.set_defaults(func=cmd_acquisition)
+    register_online(groups)
+
+
+def _summary(results: dict) -> dict:
+    return {
+        "strategies": {
+            s: {"pred_error": e["pred_error"], "pred_error_ci": e["pred_error_ci"], "spearman": e["spearman"], "kendall": e["kendall"], "afs": e["afs"]}
+            for s, e in results["strategies"].items()
+        },
+        "seconds_per_seed": results.get("seconds_per_seed"),
+    }
+
+
+def cmd_acquisition(args) -> int:
+    from wav.experiments.acquisition import DEBUG_SIZES, PUBLISHED_STRATEGIES, AcquisitionExperiment, run
+
+    sizes = DEBUG_SIZES if args.preset == "debug" else {}
+    exp = AcquisitionExperiment(
+        out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, PUBLISHED_STRATEGIES), preset=args.preset,
+        pool=args.pool, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data,
+        backend=args.backend, jobs=args.jobs, ray_address=args.ray_address, **sizes,
+    )
+    results = run(exp)
+    print(open(os.path.join(args.out, "table.md")).read())
+    print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")
+    if args.json:
+        print(json.dumps(_summary(results)))
+    return 0
+
+
+def register_online(groups) -> None:
+    p = groups["reproduce"].add_parser("online", help="Algorithm 1: WAV-guided exploration vs baselines at equal env steps")
+    _common(p, "runs/online")
+    p.add_argument("--seed-data", default=None, help="seed labelled set npz (default: drawn from a collected pool)")
+    p.add_argument("--test-data", default=None, help="balanced test set npz (default: make-testset)")
+    p.add_argument("--video", default=None, help="action-free corpus for the subgoal generator (default: random play)")
+    p.add_argument("--afs-data", default=None, help="npz whose states seed the action following score (default: test set)")
+    p.set_defaults(func=cmd_online)
+
+
+def cmd_online(args) -> int:
+    from wav.experiments.acquisition import DEBUG_SIZES, AcquisitionExperiment
+    from wav.experiments.online import ONLINE_STRATEGIES, OnlineExperiment, run
+
+    sizes = DEBUG_SIZES if args.preset == "debug" else {}
+    data = AcquisitionExperiment(out=args.out, preset=args.preset, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data, **sizes)
+    exp = OnlineExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, ONLINE_STRATEGIES),
+                           preset=args.preset, data=data, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address)
+    results = run(exp)
+    print(open(os.path.join(args.out, "table.md")).read())
+    print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")
+    if args.json:
+        summary = {"strategies": {s: {"pred_error": e["pred_error"], "pred_error_ci": e["pred_error_ci"]} for s, e in results["strategies"].items()},
+                   "sample_efficiency": results["sample_efficiency"], "seconds_per_seed": results["seconds_per_seed"]}
+        print(json.dumps(summary))
+    return 0

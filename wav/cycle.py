@@ -1,0 +1,125 @@
+"""The verification cycle (REFERENCE §1): states -> K subgoals -> inferred actions -> predictions -> scores.
+
+This is the one pipeline that the WAV strategies, the online loop (Algorithm 1), the plots and the tests
+share. It is domain-agnostic: states are (B, D) tensors and the three models are anything that satisfies
+the protocols of :mod:`wav.types` (MiniGrid grids or manipulation state vectors alike).
+
+The reverse cycle scores a proposed subgoal s~ by the world model's loss l(s~, f(s, h(s, s~))): high means
+the world model cannot realise a plausible transition under the action that reaches it. The
+forward-first cycle (rejected by the paper, kept as an ablation) samples actions, rolls the world model
+forward and asks the inverse model whether it recovers the sampled action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from wav.types import InverseModel, SubgoalGenerator, WorldModel
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """Every intermediate of one pass; shapes use B states and K candidates per state."""
+
+    states: Tensor  # (B, D)
+    subgoals: Tensor  # (B, K, D): proposed next states (forward-first: the world model's rollouts)
+    actions: Tensor  # (B, K) or (B, K, A): the candidate action of each subgoal
+    predictions: Tensor  # (B, K, D): the world model's predicted outcome of each candidate action
+    scores: Tensor  # (B, K): verification score, higher = the world model is more likely wrong
+
+    @property
+    def best(self) -> Tensor:
+        """Index (B,) of the most surprising candidate of each state (Algorithm 1's argmax)."""
+        return self.scores.argmax(1)
+
+    def best_actions(self) -> Tensor:
+        """The action to execute at each state: (B,) or (B, A)."""
+        idx = self.best
+        return self.actions[torch.arange(len(idx)), idx]
+
+    def state_scores(self) -> Tensor:
+        """One score per state (B,): the largest verification score among its candidates."""
+        return self.scores.max(1).values
+
+    def action_scores(self, actions: Tensor, n_actions: int) -> Tensor:
+        """Score of executing a given discrete action at each state (B,).
+
+        The mean verification score of the subgoals whose inferred action equals `actions`: by Bayes,
+        those subgoals are samples of p(s' | s, a). Where no subgoal maps to the action (it aliases with
+        another, or the generator never proposes its outcome) the mean over all K subgoals stands in.
+        """
+        match = self.actions == actions[:, None]  # (B, K)
+        n = match.sum(1)
+        mean = (self.scores * match).sum(1) / n.clamp(min=1)
+        return torch.where(n > 0, mean, self.scores.mean(1))
+
+
+def _flat(states: Tensor, k: int) -> Tensor:
+    return states.repeat_interleave(k, 0)  # (B*K, D): each state once per candidate
+
+
+@torch.no_grad()
+def verify(
+    states: Tensor,
+    subgoal: SubgoalGenerator,
+    inverse: InverseModel,
+    world_model: WorldModel,
+    k: int,
+    generator: torch.Generator | None = None,
+) -> CycleResult:
+    """The reverse cycle: s -> s~ ~ p(s'|s) -> a^ = h(s, s~) -> s^ = f(s, a^); score l(s~, s^)."""
+    b = states.shape[0]
+    subgoals = subgoal.sample(states, k, generator)  # (B, K, D)
+    s = _flat(states, k)  # (B*K, D)
+    g = subgoals.reshape(b * k, -1)  # (B*K, D)
+    actions = inverse.infer(s, g)  # (B*K,) or (B*K, A)
+    predictions = world_model.predict(s, actions)  # (B*K, D)
+    scores = world_model.loss(s, actions, g)  # (B*K,)
+    return CycleResult(
+        states=states,
+        subgoals=subgoals,
+        actions=actions.reshape(b, k, *actions.shape[1:]),
+        predictions=predictions.reshape(b, k, -1),
+        scores=scores.reshape(b, k),
+    )
+
+
+def uniform_discrete_actions(n_actions: int) -> Callable[[int, torch.Generator | None], Tensor]:
+    """Action sampler for forward-first: (count, generator) -> (count,) uniform ids."""
+    return lambda count, generator: torch.randint(n_actions, (count,), generator=generator)
+
+
+def uniform_box_actions(dim: int, low: float = -1.0, high: float = 1.0) -> Callable[[int, torch.Generator | None], Tensor]:
+    """Action sampler for forward-first in a continuous box: (count, generator) -> (count, dim)."""
+    return lambda count, generator: low + (high - low) * torch.rand(count, dim, generator=generator)
+
+
+@torch.no_grad()
+def forward_first(
+    states: Tensor,
+    sample_actions: Callable[[int, torch.Generator | None], Tensor],
+    inverse: InverseModel,
+    world_model: WorldModel,
+    k: int,
+    generator: torch.Generator | None = None,
+) -> CycleResult:
+    """The rejected forward-first cycle: a ~ uniform, s^ = f(s, a), a~ = h(s, s^); score = action mismatch.
+
+    Discrete actions score 1 where the inverse model does not recover the sampled action; continuous ones
+    the squared distance. `subgoals` holds the world model's own rollouts, `predictions` the same.
+    """
+    b = states.shape[0]
+    s = _flat(states, k)  # (B*K, D)
+    actions = sample_actions(b * k, generator)  # (B*K,) or (B*K, A)
+    rollouts = world_model.predict(s, actions)  # (B*K, D)
+    recovered = inverse.infer(s, rollouts)
+    if actions.dtype.is_floating_point:
+        scores = ((recovered - actions) ** 2).sum(-1)
+    else:
+        scores = (recovered != actions).float()
+    rollouts = rollouts.reshape(b, k, -1)
+    return CycleResult(states, rollouts, actions.reshape(b, k, *actions.shape[1:]), rollouts, scores.reshape(b, k))

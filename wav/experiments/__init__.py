@@ -1,0 +1,1 @@
+"""One module per paper figure: `run()` writes run dirs, `report()`/`plot()` read only their records."""

@@ -1,0 +1,274 @@
+"""The acquisition figure (REFERENCE §4): pool protocol, every strategy x seed, with CIs and paired tests.
+
+`run()` writes `<out>/runs/<strategy>/seed<k>/{config.json, metrics.jsonl}`; `report()` reads only those
+records and writes `results.json`, `table.md` and `figure.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from wav.data.io import atomic_write
+from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs
+from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, run_pool, train_shared
+from wav.stats import mean_ci, paired_difference
+from wav.types import Transitions
+
+PUBLISHED_STRATEGIES = ("random", "uncertainty", "progress", "wav", "oracle")
+PUBLISHED = {  # REFERENCE §4, read off the published figure (~)
+    "random": {"pred_error": 2.00, "afs": 0.23},
+    "uncertainty": {"pred_error": 1.57, "afs": 0.40, "spearman": 0.40, "kendall": 0.28},
+    "progress": {"pred_error": 1.52, "afs": 0.41, "spearman": 0.62, "kendall": 0.445},
+    "wav": {"pred_error": 1.31, "afs": 0.47, "spearman": 0.885, "kendall": 0.83},
+    "oracle": {"pred_error": 1.29, "afs": 0.53, "spearman": 1.0, "kendall": 1.0},
+}
+METRICS = ("pred_error", "dynamic_accuracy", "afs", "spearman", "kendall")
+
+
+@dataclass(frozen=True)
+class AcquisitionExperiment:
+    """Where the data come from, which strategies and seeds run, and how."""
+
+    out: str = "runs/acquisition"
+    """output folder (run dirs, cached data, results)"""
+    seeds: tuple[int, ...] = tuple(range(10))
+    """seeds; each trains its own seed-set models"""
+    strategies: tuple[str, ...] = PUBLISHED_STRATEGIES
+    """strategies from the registry (wav.acquire.REGISTRY)"""
+    preset: str = "paper"
+    """acquisition preset: paper | debug"""
+    pool: str | None = None
+    """candidate pool file (default: ~28k multi-task transitions collected by our env)"""
+    seed_data: str | None = None
+    """seed labelled set (default: `seed_size` transitions drawn from the pool and removed from it)"""
+    test_data: str | None = None
+    """balanced test set (default: make-testset with `test_per_action`, excluding the pool)"""
+    video: str | None = None
+    """action-free corpus for the subgoal generator (default: 25k random-play transitions)"""
+    afs_data: str | None = None
+    """file whose states seed the action following score (default: the test set)"""
+    pool_size: int = 28000
+    seed_size: int = 200
+    test_per_action: int = 1500
+    video_size: int = 25000
+    backend: str = "local"
+    """local (joblib processes) | ray"""
+    jobs: int = 2
+    """parallel seed jobs (local backend)"""
+    ray_address: str | None = None
+
+    @property
+    def acquisition(self) -> AcquisitionConfig:
+        return ACQUISITION_PRESETS[self.preset]
+
+
+DEBUG_SIZES = dict(pool_size=3000, seed_size=100, test_per_action=60, video_size=3000)
+
+
+def prepare_data(exp: AcquisitionExperiment) -> dict[str, Path]:
+    """Materialise the experiment's data under <out>/data (cached; given files are only referenced)."""
+    from wav.data.collect import collect, make_testset
+
+    out = Path(exp.out) / "data"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    pool = cached_transitions(out / "pool.npz", lambda: collect("WAV/MultiTask-v0", None, "scripted", exp.pool_size, 10_000)[0], exp.pool)
+    if exp.seed_data:
+        seed_set = cached_transitions(out / "seed.npz", lambda: None, exp.seed_data)
+    else:
+        rng = np.random.default_rng(20_000)
+        pick = np.sort(rng.choice(len(pool), exp.seed_size, replace=False))
+        seed_set = cached_transitions(out / "seed.npz", lambda: pool.subset(pick))
+        rest = np.ones(len(pool), bool)
+        rest[pick] = False
+        pool = cached_transitions(out / "pool_rest.npz", lambda: pool.subset(rest))
+        paths["pool"] = out / "pool_rest.npz"
+    paths.setdefault("pool", Path(exp.pool) if exp.pool else out / "pool.npz")
+    paths["seed"] = Path(exp.seed_data) if exp.seed_data else out / "seed.npz"
+    cached_transitions(out / "test.npz", lambda: make_testset(exp.test_per_action, pool, 30_000)[0], exp.test_data)
+    paths["test"] = Path(exp.test_data) if exp.test_data else out / "test.npz"
+    cached_transitions(out / "video.npz", lambda: collect("WAV/Interact-v0", {"objects": 3}, "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
+    paths["video"] = Path(exp.video) if exp.video else out / "video.npz"
+    paths["afs"] = Path(exp.afs_data) if exp.afs_data else paths["test"]
+    return paths
+
+
+def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
+    """The frozen subgoal generator, trained once per experiment on the action-free corpus (cached)."""
+    from wav.data.io import load_transitions
+    from wav.train import load_checkpoint, save_checkpoint, train_subgoal
+
+    ckpt = Path(exp.out) / "cache" / "subgoal.pt"
+    if ckpt.exists():
+        return load_checkpoint(ckpt, "subgoal")
+    p = exp.acquisition.preset
+    model, hist = train_subgoal(load_transitions(paths["video"]), p.subgoal, p.subgoal_train, seed=0)
+    save_checkpoint(ckpt, model, {"trained_on": str(paths["video"]), "seconds": hist.seconds})
+    return model
+
+
+def run_dir(exp: AcquisitionExperiment, strategy: str, seed: int) -> Path:
+    return Path(exp.out) / "runs" / strategy / f"seed{seed}"
+
+
+def _seed_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int) -> dict:
+    """Every strategy of one seed (the seed-set models are trained once and shared); skips finished runs."""
+    from wav.data.io import load_transitions
+    from wav.metrics import afs_states
+    from wav.acquire import make_strategy
+    from wav.runtime import set_threads
+
+    set_threads(1)
+    todo = [s for s in exp.strategies if not is_done(run_dir(exp, s, seed))]
+    if not todo:
+        return {"seed": seed, "seconds": 0.0, "ran": []}
+    t0 = time.perf_counter()
+    afs_src = load_transitions(paths["afs"])
+    data = PoolData(
+        seed_set=load_transitions(paths["seed"]), pool=load_transitions(paths["pool"]), test=load_transitions(paths["test"]),
+        afs_states=afs_states(afs_src.features()[0], exp.acquisition.afs_states, np.random.default_rng(50_000)),
+    )
+    needs = set().union(*(make_strategy(s).needs for s in todo))
+    shared = train_shared(data, subgoal_model(exp, paths), exp.acquisition, seed, needs)
+    extra = {"data": {k: str(v) for k, v in paths.items()}, "experiment": asdict(exp)}
+    for s in todo:
+        run_pool(s, seed, data, shared, exp.acquisition, run_dir(exp, s, seed), extra)
+    return {"seed": seed, "seconds": time.perf_counter() - t0, "ran": todo}
+
+
+def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
+    """Run (or resume) every (strategy, seed) and write the report; returns results.json's content."""
+    out = Path(exp.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = prepare_data(exp)
+    subgoal_model(exp, paths)  # train once before the seed jobs fan out
+    t0 = time.perf_counter()
+    done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address)
+    ran = [d for d in done if d["ran"]]
+    wall = time.perf_counter() - t0
+    results = report(exp)
+    results["seconds_per_seed"] = float(np.mean([d["seconds"] for d in ran])) if ran else 0.0
+    results["wall_seconds"] = wall
+    _write(out / "results.json", results)
+    return results
+
+
+def _write(path: Path, obj) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2)))
+
+
+def final_rows(exp: AcquisitionExperiment) -> dict[str, dict[int, dict]]:
+    """strategy -> seed -> the last metrics row of each finished run."""
+    out = {}
+    for s in exp.strategies:
+        for seed in exp.seeds:
+            rows = read_metrics(run_dir(exp, s, seed))
+            if rows and is_done(run_dir(exp, s, seed)):
+                out.setdefault(s, {})[seed] = rows[-1]
+    return out
+
+
+def report(exp: AcquisitionExperiment) -> dict:
+    """results.json (mean, 95% CI per metric; paired wav - X), table.md and figure.png, from run records."""
+    rows = final_rows(exp)
+    strategies = {}
+    for s, by_seed in rows.items():
+        entry = {"seeds": sorted(by_seed)}
+        for m in METRICS:
+            mean, lo, hi = mean_ci([r.get(m, float("nan")) for r in by_seed.values()])
+            entry[m], entry[f"{m}_ci"] = mean, [lo, hi]
+        strategies[s] = entry
+    paired = {}
+    ref = "wav" if "wav" in rows else None
+    if ref:
+        for s in rows:
+            if s == ref:
+                continue
+            common = sorted(set(rows[ref]) & set(rows[s]))
+            paired[s] = {m: paired_difference([rows[ref][k].get(m, np.nan) for k in common], [rows[s][k].get(m, np.nan) for k in common]) for m in ("pred_error", "afs")}
+    curves = learning_curves(exp)
+    results = {"strategies": strategies, "paired_wav_minus": paired, "curves": curves, "preset": exp.preset, "n_seeds": len(exp.seeds)}
+    out = Path(exp.out)
+    _write(out / "results.json", results)
+    (out / "table.md").write_text(markdown_table(results))
+    plot(results, out / "figure.png")
+    return results
+
+
+def learning_curves(exp: AcquisitionExperiment) -> dict:
+    """strategy -> {labels: [...], pred_error: [...], ci: [[lo, hi], ...]} over rounds."""
+    out = {}
+    for s in exp.strategies:
+        per_round: dict[int, list] = {}
+        labels = {}
+        for seed in exp.seeds:
+            for r in read_metrics(run_dir(exp, s, seed)):
+                per_round.setdefault(r["round"], []).append(r["pred_error"])
+                labels[r["round"]] = r["labels"]
+        if per_round:
+            rounds = sorted(per_round)
+            stats = [mean_ci(per_round[r]) for r in rounds]
+            out[s] = {"labels": [labels[r] for r in rounds], "pred_error": [m for m, _, _ in stats], "ci": [[lo, hi] for _, lo, hi in stats]}
+    return out
+
+
+def _fmt(entry: dict, m: str, digits: int = 3) -> str:
+    v, ci = entry.get(m), entry.get(f"{m}_ci")
+    if v is None or not np.isfinite(v):
+        return "—"
+    return f"{v:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def markdown_table(results: dict) -> str:
+    lines = [
+        f"Acquisition (pool protocol), {results['n_seeds']} seeds, preset `{results['preset']}`: mean [95% CI]; published values in parentheses.",
+        "",
+        "| strategy | prediction error ↓ | dynamic accuracy ↑ | AFS ↑ | Spearman ↑ | Kendall ↑ | wav − X error (p) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s, e in results["strategies"].items():
+        pub = PUBLISHED.get(s, {})
+        pd = results["paired_wav_minus"].get(s, {}).get("pred_error")
+        diff = f"{pd['mean']:+.3f} (p={pd['p_ttest']:.3g})" if pd else "—"
+        cells = [_fmt(e, "pred_error") + (f" ({pub['pred_error']})" if "pred_error" in pub else ""), _fmt(e, "dynamic_accuracy"),
+                 _fmt(e, "afs") + (f" ({pub['afs']})" if "afs" in pub else ""), _fmt(e, "spearman") + (f" ({pub['spearman']})" if "spearman" in pub else ""),
+                 _fmt(e, "kendall") + (f" ({pub['kendall']})" if "kendall" in pub else ""), diff]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    """Bars with 95% CIs for error, AFS and rank correlation (like the published figure) + error vs labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    strat = list(results["strategies"])
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
+    for ax, (m, title) in zip(axes[:3], [("pred_error", "prediction error ↓"), ("afs", "action following score ↑"), ("spearman", "Spearman ρ with oracle ↑")]):
+        vals = [results["strategies"][s].get(m, np.nan) for s in strat]
+        cis = [results["strategies"][s].get(f"{m}_ci", [np.nan, np.nan]) for s in strat]
+        err = np.array([[v - lo, hi - v] for v, (lo, hi) in zip(vals, cis)]).T
+        ax.bar(range(len(strat)), vals, yerr=np.nan_to_num(err), capsize=4, color=["#d62728" if s == "wav" else "#7f7f7f" for s in strat])
+        ax.set_xticks(range(len(strat)), strat, rotation=30, ha="right")
+        ax.set_title(title)
+    ax = axes[3]
+    for s, c in results.get("curves", {}).items():
+        x = np.array(c["labels"])
+        y = np.array(c["pred_error"])
+        lo, hi = np.array(c["ci"]).T
+        ax.plot(x, y, marker="o", label=s)
+        ax.fill_between(x, lo, hi, alpha=0.15)
+    ax.set_xlabel("labelled transitions")
+    ax.set_title("prediction error vs labels")
+    ax.legend(fontsize=7)
+    fig.suptitle(f"Acquisition, {results['n_seeds']} seeds (95% CI)")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)

@@ -1,0 +1,54 @@
+"""Shared machinery of the multi-seed experiments: the published-or-generated data, parallel seed jobs,
+and reading run records back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from wav.data.io import load_transitions, save_transitions
+from wav.types import Transitions
+
+
+def cached_transitions(path: Path, make: Callable[[], Transitions], given: str | None = None) -> Transitions:
+    """A given file, else a cached generated one at `path` (generated and written atomically once)."""
+    if given:
+        return load_transitions(given)
+    if path.exists():
+        return load_transitions(path)
+    tr = make()
+    save_transitions(path, tr)
+    return tr
+
+
+def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs: int = 2, ray_address: str | None = None) -> list:
+    """Run fn(*job) for every job: in parallel processes (joblib) or on a Ray cluster."""
+    jobs = list(jobs)
+    if backend == "local":
+        from joblib import Parallel, delayed
+
+        if n_jobs == 1 or len(jobs) == 1:
+            return [fn(*j) for j in jobs]
+        return Parallel(n_jobs=min(n_jobs, len(jobs)), backend="loky")(delayed(fn)(*j) for j in jobs)
+    if backend == "ray":
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("backend 'ray' needs Ray: pip install -c constraints.txt -e '.[ray]'") from None
+        if not ray.is_initialized():
+            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+        remote = ray.remote(num_cpus=1)(fn)
+        return ray.get([remote.remote(*j) for j in jobs])
+    raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def is_done(run_dir: Path) -> bool:
+    return (Path(run_dir) / "done").exists()

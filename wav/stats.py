@@ -1,0 +1,51 @@
+"""Seed statistics for every experimental claim: t-based 95% confidence intervals and paired tests (scipy.stats)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and the two ends of its t confidence interval over seeds (nan-safe; one value: a zero-width CI)."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+    if len(x) == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, m, m
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return m, m - half, m + half
+
+
+def paired_difference(a, b, level: float = 0.95) -> dict:
+    """a - b over matched seeds: mean, CI, paired t-test and Wilcoxon signed-rank p-values (two-sided)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    m, lo, hi = mean_ci(d, level)
+    out = {"mean": m, "ci": [lo, hi], "n": int(len(d)), "p_ttest": float("nan"), "p_wilcoxon": float("nan")}
+    if len(d) >= 2 and np.ptp(d) > 0:
+        out["p_ttest"] = float(stats.ttest_rel(a[ok], b[ok]).pvalue)
+        if np.any(d != 0):
+            out["p_wilcoxon"] = float(stats.wilcoxon(d).pvalue)
+    return out
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-9' -> 0..9; '1,3,5' -> [1, 3, 5]; '0-2,7' -> [0, 1, 2, 7]."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            if int(hi) < int(lo):
+                raise ValueError(f"bad seed range '{part}'")
+            seeds.extend(range(int(lo), int(hi) + 1))
+        else:
+            seeds.append(int(part))
+    if not seeds:
+        raise ValueError(f"no seeds in '{text}'")
+    return sorted(set(seeds))
