@@ -9,11 +9,13 @@ Shape letters used across the project:
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-import torch
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is heavy to import; the data layer does not need it
+    import torch
+    from torch import Tensor
 
 
 @dataclass(frozen=True)

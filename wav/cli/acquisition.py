@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from wav.experiments.common import finite_or_none
+
 from wav.stats import parse_seeds
 
 
@@ -43,6 +45,7 @@ def register(top, groups) -> None:
     p.add_argument("--afs-data", default=None, help="npz whose states seed the action following score (default: test set)")
     p.set_defaults(func=cmd_acquisition)
     register_online(groups)
+    register_demo(top)
 
 
 def _summary(results: dict) -> dict:
@@ -68,7 +71,7 @@ def cmd_acquisition(args) -> int:
     print(open(os.path.join(args.out, "table.md")).read())
     print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")
     if args.json:
-        print(json.dumps(_summary(results)))
+        print(json.dumps(finite_or_none(_summary(results))))
     return 0
 
 
@@ -96,5 +99,34 @@ def cmd_online(args) -> int:
     if args.json:
         summary = {"strategies": {s: {"pred_error": e["pred_error"], "pred_error_ci": e["pred_error_ci"]} for s, e in results["strategies"].items()},
                    "sample_efficiency": results["sample_efficiency"], "seconds_per_seed": results["seconds_per_seed"]}
-        print(json.dumps(summary))
+        print(json.dumps(finite_or_none(summary)))
+    return 0
+
+
+DEMO_SIZES = dict(pool_size=10000, seed_size=200, test_per_action=300, video_size=10000)
+
+
+def register_demo(top) -> None:
+    p = top.add_parser("demo", help="the main job: collect data, train the models, acquire with every published strategy on a few seeds")
+    p.add_argument("--seeds", default="0-2", help="seeds (default 0-2)")
+    p.add_argument("--out", default="runs/demo", help="output folder (resumable)")
+    p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    """Our env's data (10k pool, 10k action-free transitions, 2.1k balanced test set), the paper-preset
+    models and protocol (200 seed labels + 2 x 50 acquired), the five published strategies."""
+    import time
+
+    from wav.experiments.acquisition import PUBLISHED_STRATEGIES, AcquisitionExperiment, run
+
+    t0 = time.perf_counter()
+    exp = AcquisitionExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=PUBLISHED_STRATEGIES, preset="paper", jobs=args.jobs, **DEMO_SIZES)
+    results = run(exp)
+    print(open(os.path.join(args.out, "table.md")).read())
+    print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}  ({time.perf_counter() - t0:.0f} s)")
+    if args.json:
+        print(json.dumps(finite_or_none(_summary(results))))
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from wav.data.io import atomic_write
-from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs
+from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, write_json
 from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, run_pool, train_shared
 from wav.stats import mean_ci, paired_difference
 from wav.types import Transitions
@@ -159,7 +159,7 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
 
 
 def _write(path: Path, obj) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2)))
+    write_json(path, obj)
 
 
 def final_rows(exp: AcquisitionExperiment) -> dict[str, dict[int, dict]]:

@@ -52,3 +52,23 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def is_done(run_dir: Path) -> bool:
     return (Path(run_dir) / "done").exists()
+
+
+def finite_or_none(obj):
+    """A copy of a JSON-ready structure with NaN/inf floats replaced by None (strict JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_json(path: Path, obj) -> None:
+    """Write strict JSON atomically."""
+    from wav.data.io import atomic_write
+
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(finite_or_none(obj), indent=2)))
