@@ -46,8 +46,8 @@ def test_corrupted_action_is_found():
     best = res.best_actions()
     assert torch.all(best[res.state_scores() > 0] == TOGGLE)
     # per-action scores: toggle carries all the surprise
-    tog = res.action_scores(torch.full((200,), TOGGLE), N_ACTIONS)
-    fwd = res.action_scores(torch.full((200,), 2), N_ACTIONS)
+    tog = res.action_scores(torch.full((200,), TOGGLE))
+    fwd = res.action_scores(torch.full((200,), 2))
     assert tog.sum() > 0 and torch.all(fwd[(res.actions == 2).any(1)] == 0)
 
 

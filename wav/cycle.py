@@ -45,17 +45,28 @@ class CycleResult:
         """One score per state (B,): the largest verification score among its candidates."""
         return self.scores.max(1).values
 
-    def action_scores(self, actions: Tensor, n_actions: int) -> Tensor:
+    def action_scores(self, actions: Tensor, reduce: str = "min") -> Tensor:
         """Score of executing a given discrete action at each state (B,).
 
-        The mean verification score of the subgoals whose inferred action equals `actions`: by Bayes,
-        those subgoals are samples of p(s' | s, a). Where no subgoal maps to the action (it aliases with
-        another, or the generator never proposes its outcome) the mean over all K subgoals stands in.
+        By Bayes, the subgoals whose inferred action equals `actions` are samples of p(s' | s, a); the
+        candidate's score reduces their verification scores. "min" (default) asks whether the world
+        model's prediction agrees with ANY plausible outcome of a: outcomes the encoding cannot tell
+        apart (what a box holds) and generator errors then do not count against the world model.
+        "median" and "mean" are the alternatives. Where no subgoal maps to the action (it aliases with
+        another, or the generator never proposes its outcome) the same reduction over all K stands in.
         """
+        if reduce not in ("min", "median", "mean"):
+            raise ValueError(f"reduce must be min, median or mean, got {reduce!r}")
         match = self.actions == actions[:, None]  # (B, K)
-        n = match.sum(1)
-        mean = (self.scores * match).sum(1) / n.clamp(min=1)
-        return torch.where(n > 0, mean, self.scores.mean(1))
+        fill = {"min": float("inf"), "median": float("nan"), "mean": float("nan")}[reduce]
+        matched = torch.where(match, self.scores, torch.full_like(self.scores, fill))
+        if reduce == "min":
+            per, every = matched.min(1).values, self.scores.min(1).values
+        elif reduce == "median":
+            per, every = matched.nanmedian(1).values, self.scores.median(1).values
+        else:
+            per, every = matched.nanmean(1), self.scores.mean(1)
+        return torch.where(match.any(1), per, every)
 
 
 def _flat(states: Tensor, k: int) -> Tensor:

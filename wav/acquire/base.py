@@ -36,6 +36,7 @@ class Models:
     k: int = 16
     n_actions: int = 7
     mc_passes: int = 20
+    reduce: str = "min"  # how WAV reduces the scores of the subgoals matched to a candidate's action
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ def cycle_scores(cand: Candidates, models: Models, generator: torch.Generator, i
     """Verification score of each candidate (s, a).
 
     The cycle runs once per distinct start state with K subgoals. With `match_action`, a candidate's
-    score is the mean score of the subgoals whose inferred action is its action (Bayes: those are samples
-    of p(s'|s,a); see CycleResult.action_scores); otherwise the state's largest score, as in the
-    authors' release (which ignores the candidate's action).
+    score reduces (`models.reduce`, default min) the scores of the subgoals whose inferred action is its
+    action (Bayes: those are samples of p(s'|s,a); see CycleResult.action_scores); otherwise the state's
+    largest score, as in the authors' release (which ignores the candidate's action).
     """
     uniq, where = _unique_rows(cand.states)
     per_state, per_action = [], []
@@ -35,7 +35,7 @@ def cycle_scores(cand: Candidates, models: Models, generator: torch.Generator, i
         if match_action:
             # score of every action id for each state: (B, n_actions)
             acts = torch.arange(models.n_actions)
-            per_action.append(torch.stack([res.action_scores(acts[j].expand(len(res.states)), models.n_actions) for j in range(models.n_actions)], 1))
+            per_action.append(torch.stack([res.action_scores(acts[j].expand(len(res.states)), models.reduce) for j in range(models.n_actions)], 1))
     if not match_action:
         return torch.cat(per_state)[where]
     table = torch.cat(per_action)  # (U, n_actions)

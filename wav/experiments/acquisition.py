@@ -61,10 +61,12 @@ class AcquisitionExperiment:
     jobs: int = 2
     """parallel seed jobs (local backend)"""
     ray_address: str | None = None
+    config: AcquisitionConfig | None = None
+    """an explicit protocol config instead of the preset's (benchmarks vary the training recipe)"""
 
     @property
     def acquisition(self) -> AcquisitionConfig:
-        return ACQUISITION_PRESETS[self.preset]
+        return self.config or ACQUISITION_PRESETS[self.preset]
 
 
 DEBUG_SIZES = dict(pool_size=3000, seed_size=100, test_per_action=60, video_size=3000)

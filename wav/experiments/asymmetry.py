@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -392,7 +393,10 @@ def plot_idm_ood(exp: IdmOodExperiment, res: dict, path: Path) -> None:
         masks = [np.load(_ood_dir(exp, proto, "sparse", s) / "mask_ego.npy") for s in exp.seeds if (_ood_dir(exp, proto, "sparse", s) / "mask_ego.npy").exists()]
         ax = axes[2 * j + 1]
         if masks:
-            im = ax.imshow(np.nanmean(masks, 0), vmin=0, vmax=1, cmap="magma", extent=(-5.5, 5.5, -5.5, 5.5))
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # cells no agent ever saw stay blank
+                ego = np.nanmean(masks, 0)
+            im = ax.imshow(ego, vmin=0, vmax=1, cmap="magma", extent=(-5.5, 5.5, -5.5, 5.5))
             fig.colorbar(im, ax=ax, fraction=0.046)
             ax.plot(0, 0, marker="^", color="cyan", ms=8)
         ax.set_title("sparse mask, agent-centred\n(kept fraction; agent faces up)", fontsize=9)

@@ -1,12 +1,13 @@
 """The sparse inverse dynamics model h(M * s, M * s') -> a of the verification cycle (REFERENCE §1, §2).
 
 Each of the 36 cells and the carried object becomes one token that holds its (type, colour, state)
-one-hots in s and in s' plus four position flags computed from s and s' (changed, agent in s, cell in
-front of the agent in s, agent in s'). A shared mask net reads each token and emits one mask logit per
-channel, i.e. one per state feature (108 grid + 2 carried); the classifier sums a shared per-token
-encoder over the masked tokens (so it is position-invariant and a fully masked token contributes 0)
-and maps the sum to action logits. `dense=True` is the vanilla inverse model: the same classifier
-with the mask fixed to all ones. Evaluation is deterministic (mask = logits > 0).
+one-hots in s and in s' plus five flags computed from s and s' (changed, agent in s, cell in front of
+the agent in s, agent in s', is-carried). A shared mask net reads each token's flags and which of its
+channels changed -- not the object identities, so the mask transfers to unseen objects and layouts --
+and emits one mask logit per channel, i.e. one per state feature (108 grid + 2 carried). The classifier
+sums a shared bias-free per-token encoder over the masked tokens (position-invariant; a fully masked
+token contributes 0) and maps the sum to action logits. `dense=True` is the vanilla inverse model:
+the same classifier with the mask fixed to all ones. Evaluation is deterministic (mask = logits > 0).
 """
 
 from __future__ import annotations
@@ -16,28 +17,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wav.config import InverseConfig
-from wav.envs.minigrid.encoding import AGENT, DIR_VEC, GRID_SIZE, N_ACTIONS, N_CELLS, N_FEATURES
+from wav.envs.minigrid.encoding import N_ACTIONS, N_CELLS
 from wav.models import nets
+from wav.models.nets import agent_cells
 from wav.models.mask import FeatureMask
 
 N_TOKENS = N_CELLS + 1  # 36 cells + carried
 N_SLOTS = 3  # (type, colour, state) per token
 N_FLAGS = 5  # changed, agent in s, front of agent in s, agent in s', is-carried
 TOKEN_DIM = 2 * nets.N_CELL_LOGITS + N_FLAGS
-
-
-def agent_cells(states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Agent cell and front cell one-hots, (B, 36) float each, and whether an agent exists (B,) bool."""
-    c = nets.cells(states)  # (B, 36, 3)
-    is_agent = c[..., 0] == AGENT  # (B, 36)
-    has = is_agent.any(1)
-    idx = is_agent.float().argmax(1)  # (B,)
-    d = c[torch.arange(len(c)), idx, 2].clamp(0, 3)  # (B,)
-    vec = torch.as_tensor(DIR_VEC)[d]  # (B, 2) = (dx, dy)
-    x, y = idx // GRID_SIZE + vec[:, 0], idx % GRID_SIZE + vec[:, 1]
-    inside = has & (x >= 0) & (x < GRID_SIZE) & (y >= 0) & (y < GRID_SIZE)
-    front = F.one_hot((x * GRID_SIZE + y).clamp(0, N_CELLS - 1), N_CELLS).float() * inside[:, None]
-    return is_agent.float(), front, has
 
 
 def slot_values(states: Tensor) -> Tensor:
@@ -86,7 +74,7 @@ class SparseInverseModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         h = cfg.hidden
-        self.mask_net = nn.Sequential(nn.Linear(TOKEN_DIM, h), nn.ReLU(), nn.Linear(h, N_SLOTS))
+        self.mask_net = nn.Sequential(nn.Linear(N_FLAGS + N_SLOTS, h), nn.ReLU(), nn.Linear(h, N_SLOTS))
         nn.init.constant_(self.mask_net[-1].bias, cfg.init_logit)
         self.mask = FeatureMask(cfg.temperature, cfg.dense)
         # bias-free per-token encoder: a fully masked (all-zero) token maps to 0 and drops out of the sum
@@ -97,11 +85,17 @@ class SparseInverseModel(nn.Module):
         """Action logits (B, A), per-slot mask (B, 37, 3) and mask logits (B, 37, 3)."""
         nets.check_states(states), nets.check_states(next_states)
         blocks, flags = tokens(states, next_states)
-        raw = torch.cat(blocks + [flags], -1)  # (B, 37, TOKEN_DIM)
-        logits = self.mask_net(raw)  # (B, 37, 3)
+        slot_changed = (slot_values(states) != slot_values(next_states)).float()  # (B, 37, 3)
+        logits = self.mask_net(torch.cat([flags, slot_changed], -1))  # (B, 37, 3)
         m = self.mask(logits, generator)
         masked = torch.cat([blk * m[..., i : i + 1] for i, blk in enumerate(blocks)] + [flags * m.amax(-1, keepdim=True)], -1)
-        return self.rho(self.phi(masked).sum(1)), m, logits
+        if torch.is_grad_enabled() or self.cfg.dense:
+            pooled = self.phi(masked).sum(1)  # (B, H)
+        else:  # inference: phi(0) = 0, so encode only the few tokens the mask keeps (~10x fewer)
+            keep = m.amax(-1) > 0  # (B, 37)
+            rows = torch.arange(len(m))[:, None].expand_as(keep)[keep]  # (T,) owner of each kept token
+            pooled = masked.new_zeros(len(m), self.cfg.hidden).index_add_(0, rows, self.phi(masked[keep]))
+        return self.rho(pooled), m, logits
 
     def infer(self, states: Tensor, next_states: Tensor) -> Tensor:
         """Most likely action (B,) long, deterministic."""
@@ -118,4 +112,3 @@ class SparseInverseModel(nn.Module):
         return F.cross_entropy(logits, actions) + self.cfg.l1 * self.mask.penalty(mask_logits)
 
 
-assert N_FEATURES == N_CELLS * N_SLOTS + 2

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wav.envs.minigrid.encoding import GRID_SIZE, N_CELLS, N_CHANNELS, N_COLOURS, N_FEATURES, N_STATES, N_TYPES
+from wav.envs.minigrid.encoding import AGENT, DIR_VEC, GRID_SIZE, N_CELLS, N_CHANNELS, N_COLOURS, N_FEATURES, N_STATES, N_TYPES
 
 CELL_CLASSES = (N_TYPES, N_COLOURS, N_STATES)
 N_CELL_LOGITS = sum(CELL_CLASSES)  # 21
@@ -41,6 +41,20 @@ def carried(states: Tensor) -> Tensor:
     return states[:, N_GRID_FEATURES:]
 
 
+def agent_cells(states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Agent cell and front cell one-hots, (B, 36) float each, and whether an agent exists (B,) bool."""
+    c = cells(states)  # (B, 36, 3)
+    is_agent = c[..., 0] == AGENT  # (B, 36)
+    has = is_agent.any(1)
+    idx = is_agent.float().argmax(1)  # (B,)
+    d = c[torch.arange(len(c)), idx, 2].clamp(0, 3)  # (B,)
+    vec = torch.as_tensor(DIR_VEC)[d]  # (B, 2) = (dx, dy)
+    x, y = idx // GRID_SIZE + vec[:, 0], idx % GRID_SIZE + vec[:, 1]
+    inside = has & (x >= 0) & (x < GRID_SIZE) & (y >= 0) & (y < GRID_SIZE)
+    front = F.one_hot((x * GRID_SIZE + y).clamp(0, N_CELLS - 1), N_CELLS).float() * inside[:, None]
+    return is_agent.float(), front, has
+
+
 def cell_onehot(states: Tensor) -> Tensor:
     """(B, D) long -> (B, 36, 21) float one-hot of (type, colour, state) per cell."""
     c = cells(states)
@@ -63,6 +77,22 @@ def decode(cell_logits: Tensor, carried_logits: Tensor) -> Tensor:
     """Most likely state: (..., 36, 21) and (..., 17) logits -> (..., D) long."""
     grid = torch.stack([cell_logits[..., s].argmax(-1) for s in CELL_SLICES], -1)  # (..., 36, 3)
     hand = torch.stack([carried_logits[..., s].argmax(-1) for s in CARRIED_SLICES], -1)  # (..., 2)
+    return torch.cat([grid.flatten(-2), hand], -1)
+
+
+def _truncated_sample(logits: Tensor, min_prob: float, generator: torch.Generator | None) -> Tensor:
+    """Sample a class among those with probability >= min_prob (the argmax is always eligible): (..., n) -> (...)."""
+    p = torch.softmax(logits, -1)
+    keep = p >= torch.minimum(torch.full_like(p[..., :1], min_prob), p.amax(-1, keepdim=True))
+    u = torch.rand(p.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
+    return torch.where(keep, torch.log(p) - torch.log(-torch.log(u)), torch.full_like(p, -torch.inf)).argmax(-1)
+
+
+def sample_decode(cell_logits: Tensor, carried_logits: Tensor, min_prob: float, generator: torch.Generator | None = None) -> Tensor:
+    """Like `decode`, but each channel is SAMPLED among its classes of probability >= min_prob: a channel
+    the model is sure of decodes to its argmax; a genuinely split one (turn left or right?) yields each option."""
+    grid = torch.stack([_truncated_sample(cell_logits[..., s], min_prob, generator) for s in CELL_SLICES], -1)  # (..., 36, 3)
+    hand = torch.stack([_truncated_sample(carried_logits[..., s], min_prob, generator) for s in CARRIED_SLICES], -1)
     return torch.cat([grid.flatten(-2), hand], -1)
 
 

@@ -1,0 +1,177 @@
+"""Contracts of the MiniGrid and continuous models on small hand-made cases (shapes, protocols,
+the published Prediction Error, ensembles, MC-dropout, determinism, the mask)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from wav.config import ContinuousInverseConfig, ContinuousWorldModelConfig, InverseConfig, SubgoalConfig, TrainConfig, WorldModelConfig
+from wav.envs.minigrid.encoding import N_ACTIONS, N_FEATURES, to_features
+from wav.envs.minigrid.states import random_states
+from wav.evaluate import true_successors
+from wav.models import GridWorldModel, MixtureSubgoalGenerator, MLPWorldModel, SparseContinuousInverse, SparseInverseModel
+from wav.models import nets
+from wav.models.inverse import token_mask_to_features
+from wav.models.mask import binary_mask
+from wav.models.world_model import prediction_error
+from wav.train import build, fit
+from wav.types import InverseModel, SubgoalGenerator, WorldModel
+
+SMALL_WM = WorldModelConfig(hidden=8, layers=2)
+
+
+def _states(n=8, seed=0):
+    g, c = random_states(np.random.default_rng(seed), n)
+    return torch.from_numpy(to_features(g, c))
+
+
+def test_models_satisfy_protocols():
+    assert isinstance(GridWorldModel(SMALL_WM), WorldModel)
+    assert isinstance(SparseInverseModel(InverseConfig(hidden=8)), InverseModel)
+    assert isinstance(MixtureSubgoalGenerator(SubgoalConfig(hidden=8, code_hidden=8, codes=3)), SubgoalGenerator)
+    assert isinstance(MLPWorldModel(ContinuousWorldModelConfig(hidden=8)), WorldModel)
+    assert isinstance(SparseContinuousInverse(ContinuousInverseConfig(hidden=8)), InverseModel)
+
+
+def test_world_model_shapes_and_ensemble_members_are_independent():
+    s, a = _states(5), torch.arange(5) % N_ACTIONS
+    m = build(GridWorldModel, WorldModelConfig(hidden=8, layers=2, members=3), 0)
+    c, k = m.logits(s, a)
+    assert c.shape == (3, 5, 36, 21) and k.shape == (3, 5, 17)
+    assert m.predict(s, a).shape == (5, N_FEATURES) and m.predict(s, a).dtype == torch.long
+    assert m.loss(s, a, s).shape == (5,) and m.member_loss(s, a, s).shape == (3, 5)
+    # perturbing member 2's weights leaves members 0 and 1 untouched: one call, M separate networks
+    with torch.no_grad():
+        m.trunk.convs[0].weight[16:] += 1.0
+        m.cell_head.weight[2] += 1.0
+    c2, _ = m.logits(s, a)
+    assert torch.allclose(c2[:2], c[:2]) and not torch.allclose(c2[2], c[2])
+    # a row's output does not depend on the other rows of the batch
+    assert torch.allclose(m.logits(s[:1], a[:1])[0], c2[:, :1], atol=1e-5)
+
+
+def test_prediction_error_matches_hand_computation():
+    s = _states(2)
+    uniform = torch.zeros(2, 36, 21)
+    probs = nets.carried_softmax(torch.zeros(2, 17))  # expected ids: colour 2.5, type 5
+    target = s.clone()
+    target[:, -2:] = torch.tensor([5, 1])  # empty hand
+    expected = math.log(11) + math.log(6) + math.log(4) + 10 * ((2.5 - 5) ** 2 + (5 - 1) ** 2)
+    assert torch.allclose(prediction_error(uniform, probs, target), torch.full((2,), expected), atol=1e-4)
+    # a certain, correct model has zero error
+    sure_cells = 50.0 * nets.cell_onehot(target)
+    sure_hand = nets.carried_softmax(50.0 * nets.carried_onehot(target))
+    assert prediction_error(sure_cells, sure_hand, target).abs().max() < 1e-4
+    assert torch.equal(nets.decode(sure_cells, 50.0 * nets.carried_onehot(target)), target)
+
+
+def test_untrained_world_model_copies_its_input():
+    # the copy bonus makes "no change" the default prediction
+    s, a = _states(6), torch.arange(6) % N_ACTIONS
+    m = build(GridWorldModel, SMALL_WM, 0)
+    with torch.no_grad():
+        for p in (m.cell_head.weight, m.cell_head.bias, m.carried_head.weight, m.carried_head.bias):
+            p.zero_()
+    assert torch.equal(m.predict(s, a), s)
+
+
+def test_mc_dropout_is_seeded_and_off_without_a_generator():
+    s, a = _states(4), torch.zeros(4, dtype=torch.long)
+    m = build(GridWorldModel, WorldModelConfig(hidden=8, layers=2, dropout=0.5, members=2), 0)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    c1, k1 = m.mc_logits(s, a, passes=5, generator=g1)
+    c2, _ = m.mc_logits(s, a, passes=5, generator=g2)
+    assert c1.shape == (5, 2, 4, 36, 21) and k1.shape == (5, 2, 4, 17)
+    assert torch.equal(c1, c2) and not torch.allclose(c1[0], c1[1])
+    assert torch.equal(m.logits(s, a)[0], m.logits(s, a)[0])
+
+
+def test_subgoal_generator_never_reads_actions_and_samples_are_seeded():
+    m = build(MixtureSubgoalGenerator, SubgoalConfig(hidden=8, code_hidden=8, codes=4), 0)
+    s = _states(3)
+    out = m.sample(s, 6, torch.Generator().manual_seed(0))
+    assert out.shape == (3, 6, N_FEATURES) and out.dtype == torch.long
+    assert torch.equal(out, m.sample(s, 6, torch.Generator().manual_seed(0)))
+    assert m.training_loss(s, s).ndim == 0  # (states, next_states): no action argument exists
+
+
+def test_subgoal_generator_learns_two_modes_of_one_state():
+    # one state, two observed successors (turn left / turn right): K samples must be exactly those two
+    s = _states(1, seed=1)
+    succ = torch.from_numpy(true_successors(s.numpy()))[0, :2]  # (2, D)
+    states, nxt = s.repeat(64, 1), succ.repeat(32, 1)
+    # min_class_prob < 1: a code that stays split 50/50 between the two turns yields both when sampled
+    m = build(MixtureSubgoalGenerator, SubgoalConfig(hidden=16, code_hidden=16, codes=4, min_class_prob=0.2), 0)
+    fit(m, (states, nxt), TrainConfig(epochs=60, lr=1e-2, batch_size=64, val_fraction=0), seed=0)
+    out = m.sample(s, 8, torch.Generator().manual_seed(0))[0]  # (8, D)
+    hits = (out[:, None] == succ[None]).all(-1)  # (8, 2)
+    assert hits.any(1).all() and hits.any(0).all()
+
+
+def test_inverse_model_is_deterministic_and_returns_its_mask():
+    s, sn = _states(6), _states(6, seed=2)
+    m = build(SparseInverseModel, InverseConfig(hidden=8), 0)
+    a1, mask1 = m.infer_with_mask(s, sn)
+    a2, mask2 = m.infer_with_mask(s, sn)
+    assert torch.equal(a1, a2) and torch.equal(mask1, mask2) and torch.equal(m.infer(s, sn), a1)
+    assert mask1.shape == (6, N_FEATURES) and set(mask1.unique().tolist()) <= {0.0, 1.0}
+    dense = build(SparseInverseModel, InverseConfig(hidden=8, dense=True), 0)
+    assert torch.equal(dense.infer_with_mask(s, sn)[1], torch.ones(6, N_FEATURES))
+
+
+def test_token_mask_maps_to_state_features():
+    tok = torch.zeros(1, 37, 3)
+    tok[0, 7, 1] = 1  # cell 7 colour -> feature 7*3+1
+    tok[0, 36, 0] = 1  # carried token slot 0 = carried type -> feature 109
+    feat = token_mask_to_features(tok)
+    assert feat.shape == (1, N_FEATURES) and feat.nonzero()[:, 1].tolist() == [22, 109]
+
+
+def test_binary_mask_hard_forward_soft_gradient():
+    logits = torch.tensor([-3.0, -0.1, 0.2, 4.0], requires_grad=True)
+    assert binary_mask(logits, 0.5).tolist() == [0.0, 0.0, 1.0, 1.0]
+    m = binary_mask(logits, 0.5, torch.Generator().manual_seed(0))
+    assert set(m.detach().tolist()) <= {0.0, 1.0}
+    m.sum().backward()
+    assert (logits.grad > 0).all()
+
+
+def test_inverse_model_learns_agent_actions_from_few_samples():
+    # turning and moving are identifiable from the agent cell alone; 60 samples suffice
+    g, c = random_states(np.random.default_rng(0), 60, noise_floors=(0, 0))
+    s = torch.from_numpy(to_features(g, c))
+    a = torch.arange(60) % 2  # left / right
+    sn = torch.from_numpy(true_successors(s.numpy()))[torch.arange(60), a]
+    m = build(SparseInverseModel, InverseConfig(hidden=16), 0)
+    fit(m, (s, a, sn), TrainConfig(epochs=60, lr=1e-2, batch_size=30, val_fraction=0), seed=0)
+    assert (m.infer(s, sn) == a).float().mean() == 1.0
+    assert m.infer_with_mask(s, sn)[1].sum(1).mean() < 20  # far fewer than the 110 features
+
+
+def test_continuous_models_shapes_and_disagreement():
+    cfg = ContinuousWorldModelConfig(state_dim=4, action_dim=2, hidden=8, members=3)
+    wm = build(MLPWorldModel, cfg, 0)
+    s, a = torch.randn(5, 4), torch.randn(5, 2)
+    mean, log_var = wm.outputs(s, a)
+    assert mean.shape == (3, 5, 4) and log_var.shape == (3, 5, 4)
+    assert wm.predict(s, a).shape == (5, 4) and wm.loss(s, a, s).shape == (5,)
+    assert (wm.disagreement(s, a) > 0).all()
+    single = build(MLPWorldModel, ContinuousWorldModelConfig(state_dim=4, action_dim=2, hidden=8), 0)
+    assert torch.equal(single.disagreement(s, a), torch.zeros(5))
+    inv = build(SparseContinuousInverse, ContinuousInverseConfig(state_dim=4, action_dim=2, hidden=8), 0)
+    act, mask = inv.infer_with_mask(s, s + 1)
+    assert act.shape == (5, 2) and mask.shape == (5, 4)
+
+
+def test_continuous_sparse_inverse_finds_the_action_block():
+    # s' = s + [a, 0, 0] + noise in the distractor dims: the mask should keep the first two dims
+    gen = torch.Generator().manual_seed(0)
+    s, a = torch.randn(512, 6, generator=gen), torch.randn(512, 2, generator=gen)
+    sn = s + torch.cat([a, 3 * torch.randn(512, 4, generator=gen)], 1)
+    inv = build(SparseContinuousInverse, ContinuousInverseConfig(state_dim=6, action_dim=2, hidden=32, l1=0.3), 0)
+    fit(inv, (s, a, sn), TrainConfig(epochs=40, lr=3e-3, batch_size=64, val_fraction=0), seed=0)
+    pred, mask = inv.infer_with_mask(s, sn)
+    assert ((pred - a) ** 2).mean() < 0.1
+    assert mask[:, :2].mean() == 1.0 and mask[:, 2:].mean() < 0.5
