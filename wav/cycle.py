@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -69,6 +70,31 @@ class CycleResult:
         return torch.where(match.any(1), per, every)
 
 
+def predict_and_loss(world_model: WorldModel, states: Tensor, actions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """The world model's prediction and its loss on `targets`, in one pass when the model offers it."""
+    if hasattr(world_model, "predict_and_loss"):
+        return world_model.predict_and_loss(states, actions, targets)
+    return world_model.predict(states, actions), world_model.loss(states, actions, targets)
+
+
+def _distinct_pairs(s: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+    """Rows of distinct (s, s~) pairs of integer states and, per input row, the index of its pair.
+
+    Float states (manipulation) are not deduplicated: every row is its own pair.
+    """
+    n = s.shape[0]
+    if s.dtype.is_floating_point or g.dtype.is_floating_point or n == 0:
+        idx = torch.arange(n)
+        return idx, idx
+    rows = torch.cat([s, g], 1).numpy()
+    if rows.min() >= 0 and rows.max() < 256:  # pack to bytes: a fast 1-d unique over fixed-width keys
+        keys = np.ascontiguousarray(rows.astype(np.uint8)).view(np.dtype((np.void, rows.shape[1]))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return torch.from_numpy(first), torch.from_numpy(inverse.reshape(-1))
+
+
 def _flat(states: Tensor, k: int) -> Tensor:
     return states.repeat_interleave(k, 0)  # (B*K, D): each state once per candidate
 
@@ -87,9 +113,10 @@ def verify(
     subgoals = subgoal.sample(states, k, generator)  # (B, K, D)
     s = _flat(states, k)  # (B*K, D)
     g = subgoals.reshape(b * k, -1)  # (B*K, D)
-    actions = inverse.infer(s, g)  # (B*K,) or (B*K, A)
-    predictions = world_model.predict(s, actions)  # (B*K, D)
-    scores = world_model.loss(s, actions, g)  # (B*K,)
+    pairs, where = _distinct_pairs(s, g)  # most of the K proposals repeat: run h and f once per distinct (s, s~)
+    actions = inverse.infer(s[pairs], g[pairs])  # (U,) or (U, A)
+    predictions, scores = predict_and_loss(world_model, s[pairs], actions, g[pairs])  # (U, D), (U,)
+    actions, predictions, scores = actions[where], predictions[where], scores[where]  # back to (B*K, ...)
     return CycleResult(
         states=states,
         subgoals=subgoals,

@@ -21,7 +21,6 @@ from wav.acquire import Candidates, Models, make_strategy, select
 from wav.acquire.baselines import true_error
 from wav.config import ModelsPreset, TrainConfig, model_preset
 from wav.data.io import atomic_write
-from wav.evaluate import world_model_metrics
 from wav.metrics import action_following_score, per_action_error, rank_correlation
 from wav.runtime import package_versions, torch_generator
 from wav.train import train_inverse, train_world_model
@@ -38,12 +37,13 @@ class AcquisitionConfig:
     """acquisition rounds R"""
     budget: int = 50
     """labels acquired per round B"""
-    k: int = 16
+    k: int = 8
     """subgoals sampled per state in the verification cycle"""
     continue_training: bool = True
     """fine-tune the current world model each round (True, as published) or retrain from scratch"""
-    round_train: TrainConfig | None = None
-    """world-model schedule for the per-round refits (None: the preset's world_model_train)"""
+    round_train: TrainConfig | None = field(default_factory=lambda: TrainConfig(epochs=100, lr=1e-3, batch_size=32, val_fraction=0.0))
+    """world-model schedule for the per-round refits on all labels (None: the preset's world_model_train);
+    no validation split, so every acquired label is trained on"""
     ensemble_members: int = 5
     """world models in the `ensemble` strategy's ensemble"""
     mc_passes: int = 20
@@ -70,7 +70,8 @@ class AcquisitionConfig:
 
 ACQUISITION_PRESETS: dict[str, AcquisitionConfig] = {
     "paper": AcquisitionConfig(),
-    "debug": AcquisitionConfig(models="debug", rounds=1, budget=10, k=4, ensemble_members=2, mc_passes=3, afs_states=20),
+    "debug": AcquisitionConfig(models="debug", rounds=1, budget=10, k=4, ensemble_members=2, mc_passes=3, afs_states=20,
+                               round_train=TrainConfig(epochs=2, batch_size=32, val_fraction=0.0)),
 }
 
 
@@ -111,20 +112,36 @@ def ema_model(old, new, ema: float):
 
 
 def evaluate_round(world_model, data: PoolData, box_toggle: str) -> dict:
-    m = world_model_metrics(world_model, data.test)
+    """Test-set prediction error, dynamic accuracy and per-action error (one pass), and the AFS."""
+    from wav.cycle import predict_and_loss
+    from wav.evaluate import dynamic_accuracy
+
     s, sn = data.test.features()
+    preds, errs = [], []
     with torch.no_grad():
-        err = torch.cat([world_model.loss(*(torch.from_numpy(np.ascontiguousarray(x[i : i + 4096])) for x in (s, data.test.actions, sn))) for i in range(0, len(s), 4096)]).numpy()
+        for i in range(0, len(s), 4096):
+            p, e = predict_and_loss(world_model, *(torch.from_numpy(np.ascontiguousarray(x[i : i + 4096])) for x in (s, data.test.actions, sn)))
+            preds.append(p.numpy())
+            errs.append(e.numpy())
+    err = np.concatenate(errs)
     return {
-        "pred_error": m["pred_error"],
-        "dynamic_accuracy": m["dynamic_accuracy"],
+        "pred_error": float(err.mean()),
+        "dynamic_accuracy": dynamic_accuracy(s, sn, np.concatenate(preds)),
         "afs": action_following_score(world_model, data.afs_states, box_toggle),
         "per_action_error": per_action_error(err, data.test.actions),
     }
 
 
 def train_shared(data: PoolData, subgoal, cfg: AcquisitionConfig, seed: int, needs: set[str]) -> SharedModels:
-    """The seed-set models of one seed: world model, sparse inverse (and dense inverse, ensemble if needed)."""
+    """The seed-set models of one seed: world model, sparse inverse (and dense inverse, ensemble if needed).
+
+    The cycle draws its K subgoals i.i.d. from p(s'|s) (`IIDSubgoals`), so each outcome is proposed as
+    often as it is plausible; the generator's distinct-code mode is for coverage.
+    """
+    from wav.models.subgoal import IIDSubgoals, MixtureSubgoalGenerator
+
+    if isinstance(subgoal, MixtureSubgoalGenerator):
+        subgoal = IIDSubgoals(subgoal)
     p = cfg.preset
     wm, _ = train_world_model(data.seed_set, p.world_model, p.world_model_train, seed)
     inv, _ = train_inverse(data.seed_set, p.inverse, p.inverse_train, seed)
@@ -224,6 +241,8 @@ class OnlineConfig:
     """environment steps (= acquired labels) after the seed set"""
     update_every: int = 25
     """refit the world model and the inverse model every U steps, and evaluate"""
+    round_train: TrainConfig | None = field(default_factory=lambda: TrainConfig(epochs=100, lr=1e-3, batch_size=32, val_fraction=0.0))
+    """world-model schedule of each refit (as in the pool protocol)"""
     k: int = 16
     """subgoals per step"""
     env_id: str = "WAV/MultiTask-v0"
@@ -248,7 +267,8 @@ class OnlineConfig:
 
 ONLINE_PRESETS: dict[str, OnlineConfig] = {
     "paper": OnlineConfig(),
-    "debug": OnlineConfig(models="debug", steps=20, update_every=10, k=4, ensemble_members=2, mc_passes=3, afs_states=20),
+    "debug": OnlineConfig(models="debug", steps=20, update_every=10, k=4, ensemble_members=2, mc_passes=3, afs_states=20,
+                          round_train=TrainConfig(epochs=2, batch_size=32, val_fraction=0.0)),
 }
 
 
@@ -344,13 +364,14 @@ def run_online(strategy_name: str, seed: int, data: PoolData, shared: SharedMode
         if t % cfg.update_every == 0 or t == cfg.steps:
             acquired = Transitions.from_arrays(*(np.stack(new[k]) for k in new))
             labelled = Transitions.concat([data.seed_set, acquired])
-            wm, _ = train_world_model(labelled, p.world_model, p.world_model_train, seed + t, copy.deepcopy(wm))
+            refit = cfg.round_train or p.world_model_train
+            wm, _ = train_world_model(labelled, p.world_model, refit, seed + t, copy.deepcopy(wm))
             if strategy_name == "wav-dense":
                 dense, _ = train_inverse(labelled, dense.cfg, p.inverse_train, seed + t)
             elif strategy_name == "wav":
                 inv, _ = train_inverse(labelled, inv.cfg, p.inverse_train, seed + t)
             if ens is not None and "ensemble" in strategy.needs:
-                ens, _ = train_world_model(labelled, ens.cfg, p.world_model_train, seed + t, ens)
+                ens, _ = train_world_model(labelled, ens.cfg, refit, seed + t, ens)
             emit({"steps": t, "labels": len(labelled), **evaluate_round(wm, data, cfg.box_toggle),
                   "acquired_actions": np.bincount(acquired.actions, minlength=7).tolist()})
     (run_dir / "done").write_text("ok\n")

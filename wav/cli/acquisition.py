@@ -43,6 +43,7 @@ def register(top, groups) -> None:
     p.add_argument("--test-data", default=None, help="balanced test set npz (default: make-testset)")
     p.add_argument("--video", default=None, help="action-free corpus for the subgoal generator (default: random play)")
     p.add_argument("--afs-data", default=None, help="npz whose states seed the action following score (default: test set)")
+    p.add_argument("--subgoal", default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
     p.set_defaults(func=cmd_acquisition)
     register_online(groups)
     register_demo(top)
@@ -64,7 +65,7 @@ def cmd_acquisition(args) -> int:
     sizes = DEBUG_SIZES if args.preset == "debug" else {}
     exp = AcquisitionExperiment(
         out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, PUBLISHED_STRATEGIES), preset=args.preset,
-        pool=args.pool, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data,
+        pool=args.pool, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data, subgoal=args.subgoal,
         backend=args.backend, jobs=args.jobs, ray_address=args.ray_address, **sizes,
     )
     results = run(exp)
@@ -82,6 +83,7 @@ def register_online(groups) -> None:
     p.add_argument("--test-data", default=None, help="balanced test set npz (default: make-testset)")
     p.add_argument("--video", default=None, help="action-free corpus for the subgoal generator (default: random play)")
     p.add_argument("--afs-data", default=None, help="npz whose states seed the action following score (default: test set)")
+    p.add_argument("--subgoal", default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
     p.set_defaults(func=cmd_online)
 
 
@@ -90,7 +92,8 @@ def cmd_online(args) -> int:
     from wav.experiments.online import ONLINE_STRATEGIES, OnlineExperiment, run
 
     sizes = DEBUG_SIZES if args.preset == "debug" else {}
-    data = AcquisitionExperiment(out=args.out, preset=args.preset, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data, **sizes)
+    data = AcquisitionExperiment(out=args.out, preset=args.preset, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data,
+                                 subgoal=args.subgoal, **sizes)
     exp = OnlineExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, ONLINE_STRATEGIES),
                            preset=args.preset, data=data, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address)
     results = run(exp)

@@ -52,6 +52,8 @@ class AcquisitionExperiment:
     """action-free corpus for the subgoal generator (default: 25k random-play transitions)"""
     afs_data: str | None = None
     """file whose states seed the action following score (default: the test set)"""
+    subgoal: str | None = None
+    """a trained subgoal-generator checkpoint (default: train one on `video`, cached under <out>/cache)"""
     pool_size: int = 28000
     seed_size: int = 200
     test_per_action: int = 1500
@@ -105,6 +107,8 @@ def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
     from wav.data.io import load_transitions
     from wav.train import load_checkpoint, save_checkpoint, train_subgoal
 
+    if exp.subgoal:
+        return load_checkpoint(exp.subgoal, "subgoal")
     ckpt = Path(exp.out) / "cache" / "subgoal.pt"
     if ckpt.exists():
         return load_checkpoint(ckpt, "subgoal")

@@ -81,13 +81,15 @@ class MixtureSubgoalGenerator(nn.Module):
         return (decoder - log_prior.gather(1, winner[:, None]).squeeze(1)).mean() / states.shape[1]
 
     @torch.no_grad()
-    def sample(self, states: Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 4096) -> Tensor:
-        """K subgoals per state, (B, D) -> (B, K, D) long. Codes are drawn without replacement by
-        Gumbel-top-k over p(z | s), so the first min(K, Z) samples are distinct codes; codes with prior
-        below `min_prior` are replaced by draws from the prior restricted to the codes above it."""
-        return torch.cat([self._sample(states[i : i + chunk], k, generator) for i in range(0, len(states), chunk)], 0)
+    def sample(self, states: Tensor, k: int, generator: torch.Generator | None = None, chunk: int = 4096, distinct: bool = True) -> Tensor:
+        """K subgoals per state, (B, D) -> (B, K, D) long. With `distinct`, codes are drawn without
+        replacement by Gumbel-top-k over p(z | s), so the first min(K, Z) samples are distinct codes (best
+        coverage); otherwise i.i.d. from p(z | s), so each outcome appears as often as it is plausible.
+        Codes with prior below `min_prior` are replaced by draws from the prior restricted to the codes
+        above it."""
+        return torch.cat([self._sample(states[i : i + chunk], k, generator, distinct) for i in range(0, len(states), chunk)], 0)
 
-    def _sample(self, states: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+    def _sample(self, states: Tensor, k: int, generator: torch.Generator | None, distinct: bool = True) -> Tensor:
         cell, hand, feats, g = self._trunk(states)
         log_prior = torch.log_softmax(self.prior(g), -1)  # (B, Z)
         z = log_prior.shape[1]
@@ -97,9 +99,26 @@ class MixtureSubgoalGenerator(nn.Module):
         allowed = prior * (prior >= self.cfg.min_prior)
         allowed = torch.where(allowed.sum(-1, keepdim=True) > 0, allowed, prior)  # (B, Z)
         iid = torch.multinomial(allowed, k, replacement=True, generator=generator)  # (B, K)
-        idx = order[:, :k] if k <= z else torch.cat([order, iid[:, z:]], 1)
+        if not distinct:
+            idx = iid
+        else:
+            idx = order[:, :k] if k <= z else torch.cat([order, iid[:, z:]], 1)
         idx = torch.where(prior.gather(1, idx) >= self.cfg.min_prior, idx, iid)  # (B, K)
         c, kk = self._decode(cell, hand, feats, g, torch.eye(z)[idx])  # (B, K, 36, 21), (B, K, 17)
         if self.cfg.min_class_prob >= 1:
             return nets.decode(c, kk)  # (B, K, D)
         return nets.sample_decode(c, kk, self.cfg.min_class_prob, generator)  # (B, K, D)
+
+
+class IIDSubgoals:
+    """`SubgoalGenerator` view of a generator that proposes i.i.d. samples of p(s' | s) (repeats allowed).
+
+    The verification cycle scores candidate actions by the subgoals mapped to them; enumerating every
+    code once would propose a rare (often implausible) outcome as often as the likely one.
+    """
+
+    def __init__(self, model: MixtureSubgoalGenerator):
+        self.model = model
+
+    def sample(self, states: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.model.sample(states, k, generator, distinct=False)

@@ -84,6 +84,12 @@ class GridWorldModel(nn.Module):
         c, k = self.logits(states, actions)
         return nets.decode(mixture_log_probs(c), nets.carried_softmax(k).mean(0))
 
+    def predict_and_loss(self, states: Tensor, actions: Tensor, next_states: Tensor) -> tuple[Tensor, Tensor]:
+        """`predict` and `loss` from one forward pass (the verification cycle needs both)."""
+        c, k = self.logits(states, actions)
+        logp, probs = mixture_log_probs(c), nets.carried_softmax(k).mean(0)
+        return nets.decode(logp, probs), prediction_error(logp, probs, next_states, self.cfg.carried_weight)
+
     def training_loss(self, states: Tensor, actions: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Scalar objective: cross-entropy summed over the cells' channels and the carried (colour, type),
         summed over members, mean over the batch. The published error averages the cells, which scales the
