@@ -106,12 +106,12 @@ def cmd_online(args) -> int:
     return 0
 
 
-DEMO_SIZES = dict(pool_size=10000, seed_size=200, test_per_action=300, video_size=10000)
+DEMO_SIZES = dict(pool_size=8000, seed_size=200, test_per_action=300, video_size=8000)
 
 
 def register_demo(top) -> None:
     p = top.add_parser("demo", help="the main job: collect data, train the models, acquire with every published strategy on a few seeds")
-    p.add_argument("--seeds", default="0-2", help="seeds (default 0-2)")
+    p.add_argument("--seeds", default="0-1", help="seeds (default 0-1)")
     p.add_argument("--out", default="runs/demo", help="output folder (resumable)")
     p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
@@ -119,7 +119,7 @@ def register_demo(top) -> None:
 
 
 def cmd_demo(args) -> int:
-    """Our env's data (10k pool, 10k action-free transitions, 2.1k balanced test set), the paper-preset
+    """Our env's data (8k pool, 8k action-free transitions, 2.1k balanced test set), the paper-preset
     models and protocol (200 seed labels + 2 x 50 acquired), the five published strategies."""
     import time
 

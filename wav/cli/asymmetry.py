@@ -35,6 +35,7 @@ def register(top, groups) -> None:
     q.add_argument("--fewshot-train", default=None, help="few-shot 3-noise train npz (default: our env)")
     q.add_argument("--fewshot-test", default=None, help="few-shot 3-noise test npz (default: our env)")
     q.add_argument("--size", type=int, default=5400, help="transitions per generated OOD set")
+    q.add_argument("--train-size", type=int, default=1000, help="training transitions drawn per seed from a larger set")
     q.add_argument("--backend", default="local", choices=["local", "ray"])
     q.add_argument("--ray-address", default=None)
     q.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 2))
@@ -62,7 +63,7 @@ def cmd_idm_ood(args) -> int:
     from wav.experiments.asymmetry import IdmOodExperiment, run_idm_ood
 
     exp = IdmOodExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), preset=args.preset, ood_train=args.ood_train, ood_test=args.ood_test,
-                           fewshot_train=args.fewshot_train, fewshot_test=args.fewshot_test, size=args.size, backend=args.backend, jobs=args.jobs,
+                           fewshot_train=args.fewshot_train, fewshot_test=args.fewshot_test, size=args.size, train_size=args.train_size, backend=args.backend, jobs=args.jobs,
                            ray_address=args.ray_address)
     res = run_idm_ood(exp)
     print(open(os.path.join(args.out, "table.md")).read())

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from wav.data.io import atomic_write, load_transitions
-from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, write_json
+from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, scaled_schedule, write_json
 from wav.stats import mean_ci, paired_difference
 from wav.types import Transitions
 
@@ -103,33 +103,42 @@ def _sweep_dir(exp: AsymmetryExperiment, x: int, seed: int) -> Path:
     return Path(exp.out) / exp.sweep / "runs" / f"x{x}" / f"seed{seed}"
 
 
-def _sweep_job(exp: AsymmetryExperiment, x: int, files: tuple[Path, Path], seed: int) -> None:
+def _sweep_job(exp: AsymmetryExperiment, xs: tuple[int, ...], files: dict, seed: int) -> None:
+    """Train both models for one seed and score them at each x. Runs that share their training data (the
+    objects sweep: one 6-object training set, five test sets) share one pair of models."""
     from wav.config import model_preset
     from wav.evaluate import inverse_metrics, world_model_metrics
     from wav.runtime import set_threads
     from wav.train import train_inverse, train_world_model
 
     set_threads(1)
-    rd = _sweep_dir(exp, x, seed)
-    if is_done(rd):
+    todo = [x for x in xs if not is_done(_sweep_dir(exp, x, seed))]
+    if not todo:
         return
-    rd.mkdir(parents=True, exist_ok=True)
     p = model_preset(exp.preset)
-    train, test = load_transitions(files[0]), load_transitions(files[1])
-    if exp.sweep == "samples":
-        if x > len(train):
-            raise ValueError(f"{files[0]} has {len(train)} transitions; the samples sweep needs {x}")
-        train = train.subset(np.sort(np.random.default_rng([seed, x]).choice(len(train), x, replace=False)))
-    atomic_write(rd / "config.json", lambda t: Path(t).write_text(json.dumps({"sweep": exp.sweep, "x": x, "seed": seed, "train": str(files[0]), "test": str(files[1]),
-                                                                            "n_train": len(train), "experiment": asdict(exp), "models": asdict(p)}, indent=2, default=str)))
-    t0 = time.perf_counter()
-    wm, _ = train_world_model(train, p.world_model, p.world_model_train, seed)
-    inv, _ = train_inverse(train, p.inverse, p.inverse_train, seed)
-    w, i = world_model_metrics(wm, test), inverse_metrics(inv, test, "recolor")
-    row = {"x": x, "seed": seed, "world_model": w["dynamic_accuracy"], "inverse": i["dynamic_accuracy"], "inverse_top1": i["accuracy"],
-           "world_model_pred_error": w["pred_error"], "mask_size": i["mask_size"], "seconds": time.perf_counter() - t0}
-    (rd / "metrics.jsonl").write_text(json.dumps(row, sort_keys=True) + "\n")
-    (rd / "done").write_text("ok\n")
+    models = None
+    for x in todo:
+        rd = _sweep_dir(exp, x, seed)
+        rd.mkdir(parents=True, exist_ok=True)
+        train, test = load_transitions(files[x][0]), load_transitions(files[x][1])
+        if exp.sweep == "samples":
+            if x > len(train):
+                raise ValueError(f"{files[x][0]} has {len(train)} transitions; the samples sweep needs {x}")
+            train = train.subset(np.sort(np.random.default_rng([seed, x]).choice(len(train), x, replace=False)))
+        atomic_write(rd / "config.json", lambda t: Path(t).write_text(json.dumps({"sweep": exp.sweep, "x": x, "seed": seed, "train": str(files[x][0]), "test": str(files[x][1]),
+                                                                                "n_train": len(train), "experiment": asdict(exp), "models": asdict(p)}, indent=2, default=str)))
+        t0 = time.perf_counter()
+        if models is None or exp.sweep != "objects":
+            wm, _ = train_world_model(train, p.world_model, scaled_schedule(p.world_model_train, len(train), 120_000), seed)
+            inv, _ = train_inverse(train, p.inverse, scaled_schedule(p.inverse_train, len(train), 60_000), seed)
+            models = (wm, inv)
+        wm, inv = models
+        w, i = world_model_metrics(wm, test), inverse_metrics(inv, test, "recolor")
+        row = {"x": x, "seed": seed, "world_model": w["dynamic_accuracy"], "inverse": i["dynamic_accuracy"], "inverse_top1": i["accuracy"],
+               "world_model_pred_error": w["pred_error"], "mask_size": i["mask_size"], "n_train": len(train)}
+        (rd / "metrics.jsonl").write_text(json.dumps(row, sort_keys=True) + "\n")
+        (rd / "timing.json").write_text(json.dumps({"seconds": time.perf_counter() - t0}))
+        (rd / "done").write_text("ok\n")
 
 
 def inverse_ceiling(test: Transitions) -> float:
@@ -147,7 +156,10 @@ def inverse_ceiling(test: Transitions) -> float:
 
 def run_sweep(exp: AsymmetryExperiment) -> dict:
     files = sweep_data(exp)
-    jobs = [(exp, x, files[x], s) for x in exp.x_values for s in exp.seeds]
+    if exp.sweep == "objects":  # one training set: one job per seed scores every x
+        jobs = [(exp, tuple(exp.x_values), files, s) for s in exp.seeds]
+    else:
+        jobs = [(exp, (x,), files, s) for x in exp.x_values for s in exp.seeds]
     run_jobs(_sweep_job, jobs, exp.backend, exp.jobs, exp.ray_address)
     return report_sweep(exp, files)
 
@@ -233,6 +245,8 @@ class IdmOodExperiment:
     fewshot_test: str | None = None
     size: int = 5400
     """transitions per generated OOD set"""
+    train_size: int = 1000
+    """training transitions drawn (per seed) from a larger training set"""
     backend: str = "local"
     jobs: int = 2
     ray_address: str | None = None
@@ -285,9 +299,12 @@ def _ood_job(exp: IdmOodExperiment, protocol: str, files: tuple[Path, Path, str]
     p = model_preset(exp.preset)
     cfg = replace(p.inverse, dense=(variant == "vanilla"))
     train, test = load_transitions(files[0]), load_transitions(files[1])
+    if len(train) > exp.train_size:  # a fresh subset per seed (the same for both variants)
+        train = train.subset(np.sort(np.random.default_rng([seed, 7]).choice(len(train), exp.train_size, replace=False)))
+    schedule = scaled_schedule(p.inverse_train, len(train), 60_000)  # 300 epochs of 203 samples, 60 of 1,000
     atomic_write(rd / "config.json", lambda t: Path(t).write_text(json.dumps({"protocol": protocol, "variant": variant, "seed": seed, "train": str(files[0]),
-                                                                            "test": str(files[1]), "inverse": asdict(cfg), "train_schedule": asdict(p.inverse_train)}, indent=2)))
-    model, _ = train_inverse(train, cfg, p.inverse_train, seed)
+                                                                            "test": str(files[1]), "n_train": len(train), "inverse": asdict(cfg), "train_schedule": asdict(schedule)}, indent=2)))
+    model, _ = train_inverse(train, cfg, schedule, seed)
     m = inverse_metrics(model, test, files[2])
     s, sn = test.features()
     with torch.no_grad():

@@ -72,3 +72,11 @@ def write_json(path: Path, obj) -> None:
     from wav.data.io import atomic_write
 
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(finite_or_none(obj), indent=2)))
+
+
+def scaled_schedule(cfg, n: int, sample_epochs: int):
+    """`cfg` with epochs cut so that epochs x n stays near `sample_epochs` (at least 30 epochs, at most
+    the preset's): the sweeps then spend about the same number of updates at every data size."""
+    from dataclasses import replace
+
+    return replace(cfg, epochs=min(cfg.epochs, max(30, -(-sample_epochs // max(n, 1)))))
