@@ -57,3 +57,31 @@ def test_forward_first_with_true_models_recovers_actions_up_to_aliasing():
     # mismatches only where two actions alias to the same outcome (e.g. a blocked forward = no-op)
     inv = TrueInverseModel().infer(s.repeat_interleave(7, 0), res.predictions.reshape(700, -1)).reshape(100, 7)
     assert torch.equal((inv != res.actions).float(), res.scores)
+
+
+def test_deduplicated_pass_equals_row_by_row():
+    """verify runs h and f once per distinct (s, s~) pair; the result must equal the naive pass."""
+    s = _states(40, seed=3)
+    gen = torch.Generator().manual_seed(1)
+    wm, inv, sg = CorruptedWorldModel(), TrueInverseModel(), TrueSubgoalGenerator()
+    res = verify(s, sg, inv, wm, k=12, generator=gen)
+    flat_s = s.repeat_interleave(12, 0)
+    flat_g = res.subgoals.reshape(480, -1)
+    a = inv.infer(flat_s, flat_g)
+    assert torch.equal(res.actions.reshape(-1), a)
+    assert torch.equal(res.predictions.reshape(480, -1), wm.predict(flat_s, a))
+    assert torch.equal(res.scores.reshape(-1), wm.loss(flat_s, a, flat_g))
+
+
+def test_action_score_reductions():
+    from wav.cycle import CycleResult
+
+    scores = torch.tensor([[1.0, 5.0, 3.0, 9.0]])
+    actions = torch.tensor([[2, 2, 2, 4]])
+    res = CycleResult(torch.zeros(1, 3), torch.zeros(1, 4, 3), actions, torch.zeros(1, 4, 3), scores)
+    two, six = torch.tensor([2]), torch.tensor([6])
+    assert res.action_scores(two, "min").item() == 1.0
+    assert res.action_scores(two, "median").item() == 3.0
+    assert res.action_scores(two, "mean").item() == 3.0
+    assert res.action_scores(six, "min").item() == 1.0  # no subgoal maps to 6: all K stand in
+    assert res.best_actions().item() == 4 and res.state_scores().item() == 9.0

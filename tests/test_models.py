@@ -175,3 +175,22 @@ def test_continuous_sparse_inverse_finds_the_action_block():
     pred, mask = inv.infer_with_mask(s, sn)
     assert ((pred - a) ** 2).mean() < 0.1
     assert mask[:, :2].mean() == 1.0 and mask[:, 2:].mean() < 0.5
+
+
+def test_iid_subgoals_follow_the_prior():
+    """The cycle's view draws codes i.i.d. from p(z|s): repeats allowed, shapes as the protocol says."""
+    import torch
+
+    from wav.config import SubgoalConfig
+    from wav.models.subgoal import IIDSubgoals, MixtureSubgoalGenerator
+    from wav.types import SubgoalGenerator
+
+    model = MixtureSubgoalGenerator(SubgoalConfig(hidden=8, layers=1, codes=4, code_hidden=8)).eval()
+    view = IIDSubgoals(model)
+    assert isinstance(view, SubgoalGenerator)
+    s = torch.zeros(3, 110, dtype=torch.long)
+    s[:, 0] = 10
+    out = view.sample(s, 20, torch.Generator().manual_seed(0))
+    assert out.shape == (3, 20, 110)
+    distinct = model.sample(s, 4, torch.Generator().manual_seed(0))
+    assert distinct.shape == (3, 4, 110)
