@@ -107,11 +107,22 @@ def train_world_model(
     return model, fit(model, _features(tr), train, seed)
 
 
-def train_subgoal(tr: Transitions, cfg: SubgoalConfig = SubgoalConfig(), train: TrainConfig = TrainConfig(), seed: int = 0) -> tuple[MixtureSubgoalGenerator, History]:
-    """Fit the subgoal generator on (s, s') pairs; `tr.actions` is never read."""
+def train_subgoal(
+    tr: Transitions, cfg: SubgoalConfig = SubgoalConfig(), train: TrainConfig = TrainConfig(), seed: int = 0, finetune: TrainConfig | None = None
+) -> tuple[MixtureSubgoalGenerator, History]:
+    """Fit the subgoal generator on (s, s') pairs; `tr.actions` is never read. `finetune`, if given, is a
+    second stage (typically a lower learning rate) that continues from the first stage's best weights."""
     model = build(MixtureSubgoalGenerator, cfg, seed)
     s, sn = tr.features()
-    return model, fit(model, (torch.from_numpy(s), torch.from_numpy(sn)), train, seed)
+    data = (torch.from_numpy(s), torch.from_numpy(sn))
+    hist = fit(model, data, train, seed)
+    if finetune is not None:
+        second = fit(model, data, finetune, seed + 1)
+        hist.train_loss += second.train_loss
+        hist.val_loss += second.val_loss
+        hist.seconds += second.seconds
+        hist.best_epoch = len(hist.train_loss) - len(second.train_loss) + second.best_epoch
+    return model, hist
 
 
 def train_inverse(tr: Transitions, cfg: InverseConfig = InverseConfig(), train: TrainConfig = TrainConfig(), seed: int = 0) -> tuple[SparseInverseModel, History]:

@@ -51,6 +51,16 @@ def random_scores(cand: Candidates, models: Models, generator: torch.Generator) 
     return torch.rand(len(cand), generator=generator, dtype=torch.float64)
 
 
+def _per_distinct_pair(fn, states: Tensor, actions: Tensor, chunk: int) -> Tensor:
+    """fn over distinct (state, action) rows only (a policy pool repeats many), mapped back to every row."""
+    from wav.cycle import _distinct_pairs
+
+    if actions.ndim == 1 and not actions.dtype.is_floating_point:
+        first, where = _distinct_pairs(states, actions[:, None])
+        return _chunked(fn, states[first], actions[first], chunk=chunk)[where]
+    return _chunked(fn, states, actions, chunk=chunk)
+
+
 @register("uncertainty", random_mix=0.3)
 @torch.no_grad()
 def mc_dropout_bald(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
@@ -64,7 +74,7 @@ def mc_dropout_bald(cand: Candidates, models: Models, generator: torch.Generator
         c, k = wm.mc_logits(s, a, models.mc_passes, generator)  # (T, M, B, 36, L), (T, M, B, Lc)
         return categorical_bald(c.flatten(0, 1), k.flatten(0, 1), cs, ks)
 
-    return _chunked(one, cand.states, cand.actions, chunk=512)
+    return _per_distinct_pair(one, cand.states, cand.actions, chunk=512)
 
 
 @register("ensemble", random_mix=0.3, needs=("ensemble",))
@@ -80,7 +90,7 @@ def ensemble_disagreement(cand: Candidates, models: Models, generator: torch.Gen
         c, k = ens.logits(s, a)  # (M, B, 36, L), (M, B, Lc)
         return categorical_bald(c, k, cs, ks)
 
-    return _chunked(one, cand.states, cand.actions)
+    return _per_distinct_pair(one, cand.states, cand.actions, chunk=CHUNK)
 
 
 @register("oracle", random_mix=0.1, privileged=True)

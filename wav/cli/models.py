@@ -30,7 +30,8 @@ def _train(args) -> int:
     if args.epochs is not None:
         tcfg = dataclasses.replace(tcfg, epochs=args.epochs)
     data = _rows(load_transitions(args.data), args.rows)
-    model, hist = getattr(train, fn)(data, cfg, tcfg, seed=args.seed)
+    extra = {"finetune": preset.subgoal_finetune} if args.model == "subgoal" else {}
+    model, hist = getattr(train, fn)(data, cfg, tcfg, seed=args.seed, **extra)
     meta = {"data": str(args.data), "rows": args.rows, "n": len(data), "preset": args.preset, "seed": args.seed, "train": dataclasses.asdict(tcfg),
             "epochs_run": len(hist.train_loss), "best_epoch": hist.best_epoch, "seconds": round(hist.seconds, 2)}
     train.save_checkpoint(args.out, model, meta)

@@ -113,7 +113,7 @@ def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
     if ckpt.exists():
         return load_checkpoint(ckpt, "subgoal")
     p = exp.acquisition.preset
-    model, hist = train_subgoal(load_transitions(paths["video"]), p.subgoal, p.subgoal_train, seed=0)
+    model, hist = train_subgoal(load_transitions(paths["video"]), p.subgoal, p.subgoal_train, seed=0, finetune=p.subgoal_finetune)
     save_checkpoint(ckpt, model, {"trained_on": str(paths["video"]), "seconds": hist.seconds})
     return model
 

@@ -159,7 +159,7 @@ def run_sweep(exp: AsymmetryExperiment) -> dict:
     if exp.sweep == "objects":  # one training set: one job per seed scores every x
         jobs = [(exp, tuple(exp.x_values), files, s) for s in exp.seeds]
     else:
-        jobs = [(exp, (x,), files, s) for x in exp.x_values for s in exp.seeds]
+        jobs = [(exp, (x,), files, s) for s in exp.seeds for x in exp.x_values]  # seed-major: whole sweeps finish first
     run_jobs(_sweep_job, jobs, exp.backend, exp.jobs, exp.ray_address)
     return report_sweep(exp, files)
 
