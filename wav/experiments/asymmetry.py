@@ -312,8 +312,8 @@ def _ood_job(exp: IdmOodExperiment, protocol: str, files: tuple[Path, Path, str]
     ego, carried_kept = egocentric_mask(s, mask.float().numpy())
     row = {"seed": seed, "per_action": m["per_action"], "accuracy": m["accuracy"], "dynamic_accuracy": m["dynamic_accuracy"], "mask_size": m["mask_size"],
            "n_test_per_action": {a: int((test.actions == k).sum()) for k, a in enumerate(("left", "right", "forward", "pickup", "drop", "toggle", "swap"))}}
-    (rd / "metrics.jsonl").write_text(json.dumps(row, sort_keys=True) + "\n")
     row["carried_kept"] = carried_kept
+    (rd / "metrics.jsonl").write_text(json.dumps(row, sort_keys=True) + "\n")
     np.save(rd / "mask_ego.npy", ego.astype(np.float32))
     (rd / "done").write_text("ok\n")
 
