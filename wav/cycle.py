@@ -77,16 +77,17 @@ def predict_and_loss(world_model: WorldModel, states: Tensor, actions: Tensor, t
     return world_model.predict(states, actions), world_model.loss(states, actions, targets)
 
 
-def _distinct_pairs(s: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
-    """Rows of distinct (s, s~) pairs of integer states and, per input row, the index of its pair.
+def distinct_rows(*parts: Tensor) -> tuple[Tensor, Tensor]:
+    """Distinct rows of the integer tensors `parts` side by side: (index of each distinct row's first
+    occurrence, in sorted row order; for every input row, the index of its distinct row).
 
-    Float states (manipulation) are not deduplicated: every row is its own pair.
+    Float inputs (manipulation) are not deduplicated: every row is its own.
     """
-    n = s.shape[0]
-    if s.dtype.is_floating_point or g.dtype.is_floating_point or n == 0:
+    n = parts[0].shape[0]
+    if any(p.dtype.is_floating_point for p in parts) or n == 0:
         idx = torch.arange(n)
         return idx, idx
-    rows = torch.cat([s, g], 1).numpy()
+    rows = torch.cat([p.reshape(n, -1) for p in parts], 1).numpy()
     if rows.min() >= 0 and rows.max() < 256:  # pack to bytes: a fast 1-d unique over fixed-width keys
         keys = np.ascontiguousarray(rows.astype(np.uint8)).view(np.dtype((np.void, rows.shape[1]))).ravel()
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
@@ -113,7 +114,7 @@ def verify(
     subgoals = subgoal.sample(states, k, generator)  # (B, K, D)
     s = _flat(states, k)  # (B*K, D)
     g = subgoals.reshape(b * k, -1)  # (B*K, D)
-    pairs, where = _distinct_pairs(s, g)  # most of the K proposals repeat: run h and f once per distinct (s, s~)
+    pairs, where = distinct_rows(s, g)  # most of the K proposals repeat: run h and f once per distinct (s, s~)
     actions = inverse.infer(s[pairs], g[pairs])  # (U,) or (U, A)
     predictions, scores = predict_and_loss(world_model, s[pairs], actions, g[pairs])  # (U, D), (U,)
     actions, predictions, scores = actions[where], predictions[where], scores[where]  # back to (B*K, ...)

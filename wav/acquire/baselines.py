@@ -53,12 +53,10 @@ def random_scores(cand: Candidates, models: Models, generator: torch.Generator) 
 
 def _per_distinct_pair(fn, states: Tensor, actions: Tensor, chunk: int) -> Tensor:
     """fn over distinct (state, action) rows only (a policy pool repeats many), mapped back to every row."""
-    from wav.cycle import _distinct_pairs
+    from wav.cycle import distinct_rows
 
-    if actions.ndim == 1 and not actions.dtype.is_floating_point:
-        first, where = _distinct_pairs(states, actions[:, None])
-        return _chunked(fn, states[first], actions[first], chunk=chunk)[where]
-    return _chunked(fn, states, actions, chunk=chunk)
+    first, where = distinct_rows(states, actions)
+    return _chunked(fn, states[first], actions[first], chunk=chunk)[where]
 
 
 @register("uncertainty", random_mix=0.3)

@@ -3,20 +3,13 @@ and the forward-first ablation."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from wav.acquire.base import Candidates, Models, register
-from wav.cycle import forward_first, uniform_discrete_actions, verify
+from wav.cycle import distinct_rows, forward_first, uniform_discrete_actions, verify
 
 CHUNK = 2048
-
-
-def _unique_rows(states: Tensor) -> tuple[Tensor, Tensor]:
-    """Distinct states and, for each input row, the index of its distinct state."""
-    uniq, inverse = np.unique(states.numpy(), axis=0, return_inverse=True)
-    return torch.from_numpy(uniq), torch.from_numpy(inverse.reshape(-1))
 
 
 def cycle_scores(cand: Candidates, models: Models, generator: torch.Generator, inverse, match_action: bool = True) -> Tensor:
@@ -27,7 +20,8 @@ def cycle_scores(cand: Candidates, models: Models, generator: torch.Generator, i
     action (Bayes: those are samples of p(s'|s,a); see CycleResult.action_scores); otherwise the state's
     largest score, as in the authors' release (which ignores the candidate's action).
     """
-    uniq, where = _unique_rows(cand.states)
+    first, where = distinct_rows(cand.states)
+    uniq = cand.states[first]
     per_state, per_action = [], []
     for i in range(0, len(uniq), CHUNK):
         res = verify(uniq[i : i + CHUNK], models.subgoal, inverse, models.world_model, models.k, generator)

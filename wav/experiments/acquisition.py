@@ -160,12 +160,8 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     results = report(exp)
     results["seconds_per_seed"] = float(np.mean([d["seconds"] for d in ran])) if ran else 0.0
     results["wall_seconds"] = wall
-    _write(out / "results.json", results)
+    write_json(out / "results.json", results)
     return results
-
-
-def _write(path: Path, obj) -> None:
-    write_json(path, obj)
 
 
 def final_rows(exp: AcquisitionExperiment) -> dict[str, dict[int, dict]]:
@@ -200,7 +196,7 @@ def report(exp: AcquisitionExperiment) -> dict:
     curves = learning_curves(exp)
     results = {"strategies": strategies, "paired_wav_minus": paired, "curves": curves, "preset": exp.preset, "n_seeds": len(exp.seeds)}
     out = Path(exp.out)
-    _write(out / "results.json", results)
+    write_json(out / "results.json", results)
     (out / "table.md").write_text(markdown_table(results))
     plot(results, out / "figure.png")
     return results

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wav.experiments.acquisition import AcquisitionExperiment, _write, prepare_data, subgoal_model
-from wav.experiments.common import is_done, read_metrics, run_jobs
+from wav.experiments.acquisition import AcquisitionExperiment, prepare_data, subgoal_model
+from wav.experiments.common import is_done, read_metrics, run_jobs, write_json
 from wav.loop import ONLINE_PRESETS, OnlineConfig, PoolData, run_online, train_shared
 from wav.stats import mean_ci, paired_difference
 
@@ -76,7 +76,7 @@ def run(exp: OnlineExperiment) -> dict:
     ran = [d for d in done if d["ran"]]
     results = report(exp)
     results["seconds_per_seed"] = float(np.mean([d["seconds"] for d in ran])) if ran else 0.0
-    _write(Path(exp.out) / "results.json", results)
+    write_json(Path(exp.out) / "results.json", results)
     return results
 
 
@@ -111,7 +111,7 @@ def report(exp: OnlineExperiment) -> dict:
     results = {"strategies": strategies, "curves": curves, "paired_wav_minus": paired, "sample_efficiency": efficiency,
                "preset": exp.preset, "n_seeds": len(exp.seeds), "online": asdict(exp.online)}
     out = Path(exp.out)
-    _write(out / "results.json", results)
+    write_json(out / "results.json", results)
     (out / "table.md").write_text(markdown_table(results))
     plot(results, out / "figure.png")
     return results
