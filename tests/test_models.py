@@ -35,9 +35,10 @@ def test_models_satisfy_protocols():
     assert isinstance(SparseContinuousInverse(ContinuousInverseConfig(hidden=8)), InverseModel)
 
 
-def test_world_model_shapes_and_ensemble_members_are_independent():
+@pytest.mark.parametrize("pointer", [True, False])
+def test_world_model_shapes_and_ensemble_members_are_independent(pointer):
     s, a = _states(5), torch.arange(5) % N_ACTIONS
-    m = build(GridWorldModel, WorldModelConfig(hidden=8, layers=2, members=3), 0)
+    m = build(GridWorldModel, WorldModelConfig(hidden=8, layers=2, members=3, pointer=pointer), 0)
     c, k = m.logits(s, a)
     assert c.shape == (3, 5, 36, 21) and k.shape == (3, 5, 17)
     assert m.predict(s, a).shape == (5, N_FEATURES) and m.predict(s, a).dtype == torch.long
@@ -49,19 +50,23 @@ def test_world_model_shapes_and_ensemble_members_are_independent():
     c2, _ = m.logits(s, a)
     assert torch.allclose(c2[:2], c[:2]) and not torch.allclose(c2[2], c[2])
     # a row's output does not depend on the other rows of the batch
-    assert torch.allclose(m.logits(s[:1], a[:1])[0], c2[:, :1], atol=1e-5)
+    c1, k1 = m.logits(s[:1], a[:1])
+    assert torch.allclose(c1, c2[:, :1], atol=1e-5) and torch.allclose(k1, m.logits(s, a)[1][:, :1], atol=1e-5)
+    # outputs are log-probabilities, normalised per channel
+    torch.testing.assert_close(torch.stack([c[..., sl].exp().sum(-1) for sl in nets.CELL_SLICES]), torch.ones(3, 3, 5, 36))
+    torch.testing.assert_close(torch.stack([k[..., sl].exp().sum(-1) for sl in nets.CARRIED_SLICES]), torch.ones(2, 3, 5))
 
 
 def test_prediction_error_matches_hand_computation():
     s = _states(2)
-    uniform = torch.zeros(2, 36, 21)
+    uniform = nets.block_log_softmax(torch.zeros(2, 36, 21), nets.CELL_SLICES)  # models return log-probabilities
     probs = nets.carried_softmax(torch.zeros(2, 17))  # expected ids: colour 2.5, type 5
     target = s.clone()
     target[:, -2:] = torch.tensor([5, 1])  # empty hand
     expected = math.log(11) + math.log(6) + math.log(4) + 10 * ((2.5 - 5) ** 2 + (5 - 1) ** 2)
     assert torch.allclose(prediction_error(uniform, probs, target), torch.full((2,), expected), atol=1e-4)
     # a certain, correct model has zero error
-    sure_cells = 50.0 * nets.cell_onehot(target)
+    sure_cells = nets.block_log_softmax(50.0 * nets.cell_onehot(target), nets.CELL_SLICES)
     sure_hand = nets.carried_softmax(50.0 * nets.carried_onehot(target))
     assert prediction_error(sure_cells, sure_hand, target).abs().max() < 1e-4
     assert torch.equal(nets.decode(sure_cells, 50.0 * nets.carried_onehot(target)), target)
@@ -182,11 +187,11 @@ def test_iid_subgoals_follow_the_prior():
     import torch
 
     from wav.config import SubgoalConfig
-    from wav.models.subgoal import IIDSubgoals, MixtureSubgoalGenerator
+    from wav.models.subgoal import FrozenSubgoals, MixtureSubgoalGenerator
     from wav.types import SubgoalGenerator
 
     model = MixtureSubgoalGenerator(SubgoalConfig(hidden=8, layers=1, codes=4, code_hidden=8)).eval()
-    view = IIDSubgoals(model)
+    view = FrozenSubgoals(model)
     assert isinstance(view, SubgoalGenerator)
     s = torch.zeros(3, 110, dtype=torch.long)
     s[:, 0] = 10
@@ -194,3 +199,16 @@ def test_iid_subgoals_follow_the_prior():
     assert out.shape == (3, 20, 110)
     distinct = model.sample(s, 4, torch.Generator().manual_seed(0))
     assert distinct.shape == (3, 4, 110)
+
+
+@pytest.mark.parametrize("pointer", [True, False])
+def test_mc_dropout_passes_equal_repeated_rows(pointer):
+    """mc_logits shares the first conv and the inputs across passes; the result must equal running the
+    repeated batch with the same dropout draws."""
+    s, a = _states(4), torch.arange(4) % N_ACTIONS
+    m = build(GridWorldModel, WorldModelConfig(hidden=8, layers=2, pointer=pointer), 0)
+    c, k = m.mc_logits(s, a, 3, torch.Generator().manual_seed(5))  # (T, M, B, ...)
+    c2, k2 = m.logits(s.repeat(3, 1), a.repeat(3), torch.Generator().manual_seed(5))  # (M, T*B, ...)
+    torch.testing.assert_close(c, c2.reshape(1, 3, 4, 36, 21).transpose(0, 1))
+    torch.testing.assert_close(k, k2.reshape(1, 3, 4, 17).transpose(0, 1))
+    assert not torch.allclose(c[0], c[1])  # the passes differ

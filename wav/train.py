@@ -125,9 +125,11 @@ def train_subgoal(
     return model, hist
 
 
-def train_inverse(tr: Transitions, cfg: InverseConfig = InverseConfig(), train: TrainConfig = TrainConfig(), seed: int = 0) -> tuple[SparseInverseModel, History]:
-    """Fit the sparse (or, with cfg.dense, vanilla) inverse model on labelled transitions."""
-    model = build(SparseInverseModel, cfg, seed)
+def train_inverse(
+    tr: Transitions, cfg: InverseConfig = InverseConfig(), train: TrainConfig = TrainConfig(), seed: int = 0, model: SparseInverseModel | None = None
+) -> tuple[SparseInverseModel, History]:
+    """Fit (or, given `model`, continue fitting) the sparse (or, with cfg.dense, vanilla) inverse model."""
+    model = build(SparseInverseModel, cfg, seed) if model is None else model
     s, a, sn = _features(tr)
     return model, fit(model, (s, a, sn), train, seed)
 
@@ -172,8 +174,11 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> nn.Module:
     if blob["kind"] not in MODEL_KINDS:
         raise ValueError(f"{path}: unknown model kind '{blob['kind']}' (known: {sorted(MODEL_KINDS)})")
     cls, cfg_cls = MODEL_KINDS[blob["kind"]]
+    config = dict(blob["config"])
+    if blob["kind"] in ("world-model", "subgoal"):
+        config.setdefault("pointer", False)  # saved before pointer heads existed: the generic heads
     try:
-        cfg = cfg_cls(**blob["config"])
+        cfg = cfg_cls(**config)
     except TypeError as e:
         raise ValueError(f"{path}: config does not fit {cfg_cls.__name__} ({e}); saved with {blob.get('versions')}") from None
     model = cls(cfg)

@@ -17,7 +17,8 @@ def register(top, groups) -> None:
     p.add_argument("--test-data", nargs="*", default=[], help="test file(s): one, or one per x (objects)")
     p.add_argument("--seeds", default="0-4", help="seeds (default 0-4)")
     p.add_argument("--xs", default=None, help="comma-separated x values (default: the published ones)")
-    p.add_argument("--preset", default="paper", choices=["paper", "debug"])
+    p.add_argument("--preset", default="generic", choices=["generic", "paper", "debug"],
+                   help="model preset: generic = the world model without pointer heads, like the published conv net (default); paper = with them")
     p.add_argument("--train-size", type=int, default=2000, help="transitions per generated training set")
     p.add_argument("--test-size", type=int, default=1000, help="transitions per generated test set")
     p.add_argument("--backend", default="local", choices=["local", "ray"])

@@ -41,8 +41,8 @@ class AsymmetryExperiment:
     """samples | objects | noise"""
     out: str = "runs/asymmetry"
     seeds: tuple[int, ...] = tuple(range(5))
-    preset: str = "paper"
-    """model preset"""
+    preset: str = "generic"
+    """model preset: generic (the conv world model without pointer heads, like the published one) | paper | debug"""
     train_data: tuple[str, ...] = ()
     """given training files: one (samples, objects) or one per x (noise)"""
     test_data: tuple[str, ...] = ()

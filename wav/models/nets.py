@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wav.envs.minigrid.encoding import AGENT, DIR_VEC, GRID_SIZE, N_CELLS, N_CHANNELS, N_COLOURS, N_FEATURES, N_STATES, N_TYPES
+from wav.envs.minigrid.encoding import AGENT, DIR_VEC, EMPTY, EMPTY_CARRIED, GRID_SIZE, N_CELLS, N_CHANNELS, N_COLOURS, N_FEATURES, N_STATES, N_TYPES
 
 CELL_CLASSES = (N_TYPES, N_COLOURS, N_STATES)
 N_CELL_LOGITS = sum(CELL_CLASSES)  # 21
@@ -67,6 +67,59 @@ def carried_onehot(states: Tensor) -> Tensor:
     return torch.cat([F.one_hot(c[:, i].clamp(0, n - 1), n) for i, n in enumerate(CARRIED_CLASSES)], -1).float()
 
 
+def _onehot3(type_: Tensor, colour: Tensor, state: Tensor) -> Tensor:
+    """One-hot cell values from (...,) type, colour and state ids -> (..., 21)."""
+    return torch.cat([F.one_hot(v.clamp(0, n - 1), n) for v, n in zip((type_, colour, state), CELL_CLASSES)], -1).float()
+
+
+def hand_as_cell(states: Tensor) -> Tensor:
+    """The carried object as a grid cell (what a drop or swap puts in front), (B, D) -> (B, 21) one-hot."""
+    hand = carried(states)  # (B, 2) = (colour, type)
+    return _onehot3(hand[:, 1], hand[:, 0], torch.zeros_like(hand[:, 0]))
+
+
+def front_as_carried(cell: Tensor, front: Tensor) -> Tensor:
+    """The object in front of the agent as a carried value (what a pickup or swap takes):
+    cell one-hots (B, 36, 21) and the front one-hot (B, 36) -> (B, 17) in (colour, type) order."""
+    f = torch.einsum("bnl,bn->bl", cell, front)  # (B, 21) one-hot of the front cell (0 without a front cell)
+    return torch.cat([f[:, CELL_SLICES[1]], f[:, CELL_SLICES[0]]], -1)
+
+
+def cell_sources(states: Tensor, cell: Tensor) -> Tensor:
+    """Fixed candidate values of every next cell, (B, 36, 3, 21): the cell as it is, the carried object,
+    an empty cell. A pointer head (`source_mixture`) picks among them or falls back to its free head."""
+    b = len(states)
+    empty = _onehot3(*(torch.tensor(v).expand(b) for v in (EMPTY, 0, 0)))  # (B, 21)
+    other = torch.stack([hand_as_cell(states), empty], 1)[:, None].expand(-1, cell.shape[1], -1, -1)  # (B, 36, 2, 21)
+    return torch.cat([cell[:, :, None], other], 2)
+
+
+def carried_sources(hand: Tensor, front_carried: Tensor) -> Tensor:
+    """Fixed candidate values of the next carried object, (B, 3, 17): the hand as it is, the front object,
+    an empty hand."""
+    empty = torch.zeros_like(hand)
+    empty[:, EMPTY_CARRIED[0]] = 1.0
+    empty[:, N_COLOURS + EMPTY_CARRIED[1]] = 1.0
+    return torch.stack([hand, front_carried, empty], 1)
+
+
+N_SOURCES = 3  # sources of `cell_sources` / `carried_sources`; a pointer gate has N_SOURCES + 1 logits (+ free)
+
+
+def source_mixture(gate_logits: Tensor, sources: Tensor, free_logits: Tensor, slices) -> Tensor:
+    """Pointer head: log-probabilities of sum_s w_s * source_s + w_free * softmax(free) per channel block.
+
+    gate_logits (..., S + 1), sources (..., S, L) one-hots (each block of every source sums to 1), free
+    logits (..., L); leading dims broadcast. Copying the current value, another object or a constant is
+    one gate choice away, so a handful of examples teach "a pickup puts the front object in the hand"
+    for every object, where a free head has to learn each (colour, type) separately.
+    """
+    w = torch.softmax(gate_logits, -1)
+    free = torch.cat([torch.softmax(free_logits[..., s], -1) for s in slices], -1)
+    mix = (w[..., :-1, None] * sources).sum(-2) + w[..., -1:] * free  # (..., L)
+    return torch.log(mix + 1e-6)
+
+
 def grid_image(per_cell: Tensor) -> Tensor:
     """(B, 36, C) -> (B, C, W, H) for 2-d convolution."""
     b, _, ch = per_cell.shape
@@ -96,26 +149,33 @@ def sample_decode(cell_logits: Tensor, carried_logits: Tensor, min_prob: float, 
     return torch.cat([grid.flatten(-2), hand], -1)
 
 
-def cell_nll(cell_logits: Tensor, targets: Tensor) -> Tensor:
-    """Sum over the 3 channels of the cross-entropy per cell: (..., 36, 21), (..., D) -> (..., 36)."""
+def block_log_softmax(logits: Tensor, slices) -> Tensor:
+    """Normalise each channel block of (..., L) logits to log-probabilities."""
+    return torch.cat([torch.log_softmax(logits[..., s], -1) for s in slices], -1)
+
+
+def _block_nll(log_probs: Tensor, tgt: Tensor, offsets: Tensor, sizes: Tensor) -> Tensor:
+    """-log p of each target class, summed over the blocks: log_probs (..., L), targets (..., n_blocks)."""
+    idx = offsets + torch.minimum(tgt, sizes - 1).clamp_min(0)  # (..., n_blocks) positions in L
+    return -log_probs.gather(-1, idx.expand(*log_probs.shape[:-1], idx.shape[-1])).sum(-1)
+
+
+_CELL_OFFSETS = torch.tensor([s.start for s in CELL_SLICES])
+_CELL_SIZES = torch.tensor(CELL_CLASSES)
+_CARRIED_OFFSETS = torch.tensor([s.start for s in CARRIED_SLICES])
+_CARRIED_SIZES = torch.tensor(CARRIED_CLASSES)
+
+
+def cell_nll(cell_log_probs: Tensor, targets: Tensor) -> Tensor:
+    """Sum over the 3 channels of the cross-entropy per cell: log-probabilities (normalised per channel,
+    as every model here returns them) (..., 36, 21), targets (..., D) -> (..., 36)."""
     tgt = targets[..., :N_GRID_FEATURES].reshape(*targets.shape[:-1], N_CELLS, N_CHANNELS)
-    out = 0.0
-    for i, s in enumerate(CELL_SLICES):
-        logp = torch.log_softmax(cell_logits[..., s], -1)
-        idx = tgt[..., i : i + 1].clamp(0, s.stop - s.start - 1).expand(*logp.shape[:-1], 1)
-        out = out - logp.gather(-1, idx).squeeze(-1)
-    return out
+    return _block_nll(cell_log_probs, tgt, _CELL_OFFSETS, _CELL_SIZES)
 
 
-def carried_nll(carried_logits: Tensor, targets: Tensor) -> Tensor:
-    """Sum over (colour, type) of the carried cross-entropy: (..., 17), (..., D) -> (...)."""
-    tgt = targets[..., N_GRID_FEATURES:]
-    out = 0.0
-    for i, s in enumerate(CARRIED_SLICES):
-        logp = torch.log_softmax(carried_logits[..., s], -1)
-        idx = tgt[..., i : i + 1].clamp(0, s.stop - s.start - 1).expand(*logp.shape[:-1], 1)
-        out = out - logp.gather(-1, idx).squeeze(-1)
-    return out
+def carried_nll(carried_log_probs: Tensor, targets: Tensor) -> Tensor:
+    """Sum over (colour, type) of the carried cross-entropy: log-probabilities (..., 17), (..., D) -> (...)."""
+    return _block_nll(carried_log_probs, targets[..., N_GRID_FEATURES:], _CARRIED_OFFSETS, _CARRIED_SIZES)
 
 
 def carried_expectation(carried_probs: Tensor) -> Tensor:
@@ -133,6 +193,7 @@ def channel_softmax(cell_logits: Tensor) -> Tensor:
 
 
 def carried_softmax(carried_logits: Tensor) -> Tensor:
+    """Per-block probabilities of (..., 17) carried logits or log-probabilities."""
     return torch.cat([torch.softmax(carried_logits[..., s], -1) for s in CARRIED_SLICES], -1)
 
 
@@ -169,12 +230,17 @@ class GridTrunk(nn.Module):
             nn.Conv2d(members * a, members * b, 3, padding=1, groups=members) for a, b in zip(dims[:-1], dims[1:])
         )
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, x: Tensor, generator: torch.Generator | None = None, passes: int = 1) -> Tensor:
+        """(B, Cin, W, H) -> (T*B, M, hidden, W, H) for T = `passes` stochastic (dropout) passes, rows pass-major.
+        The first conv is the same in every pass (dropout comes after it), so it runs once."""
         b = x.shape[0]
         x = x.repeat(1, self.members, 1, 1) if self.members > 1 else x  # (B, M*Cin, W, H)
-        for conv in self.convs:
-            x = dropout(torch.relu(conv(x)), self.p, generator)
-        return x.reshape(b, self.members, self.hidden, GRID_SIZE, GRID_SIZE)
+        for i, conv in enumerate(self.convs):
+            x = torch.relu(conv(x))
+            if i == 0 and passes > 1:
+                x = x.repeat(passes, 1, 1, 1)  # (T*B, M*C, W, H)
+            x = dropout(x, self.p, generator)
+        return x.reshape(b * passes, self.members, self.hidden, GRID_SIZE, GRID_SIZE)
 
 
 def pooled(h: Tensor) -> Tensor:

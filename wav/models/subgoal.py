@@ -16,6 +16,7 @@ its likely classes, so a code left split between two outcomes that differ in one
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -30,43 +31,68 @@ class MixtureSubgoalGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         h, hz, z = cfg.hidden, cfg.code_hidden, cfg.codes
-        self.trunk = nets.GridTrunk(nets.N_CELL_LOGITS + nets.N_CARRIED_LOGITS, h, cfg.layers)
+        flags = 2 if cfg.pointer else 0  # agent and front-of-agent flags per cell
+        self.trunk = nets.GridTrunk(nets.N_CELL_LOGITS + nets.N_CARRIED_LOGITS + flags, h, cfg.layers)
         self.prior = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU(), nn.Linear(h, z))
         self.cell_in = nn.Linear(h, hz)
-        self.carried_in = nn.Linear(3 * h, hz)
+        raw = 2 * nets.N_CARRIED_LOGITS if cfg.pointer else 0  # front object and hand as one-hots
+        self.carried_in = nn.Linear(3 * h + raw, hz)
         # near-identical codes at init: under winner-takes-all they then split the data by small leanings;
         # codes that start far apart leave all but one code losing everywhere
         self.cell_code = nn.Parameter(0.01 * torch.randn(z, hz))
         self.carried_code = nn.Parameter(0.01 * torch.randn(z, hz))
         self.cell_out = nn.Linear(hz, nets.N_CELL_LOGITS)
         self.carried_out = nn.Linear(hz, nets.N_CARRIED_LOGITS)
-        self.copy_cell = nn.Parameter(torch.full((nets.N_CELL_LOGITS,), 3.0))
-        self.copy_carried = nn.Parameter(torch.full((nets.N_CARRIED_LOGITS,), 3.0))
+        if cfg.pointer:
+            self.cell_gate = nn.Linear(hz, nets.N_SOURCES + 1)
+            self.carried_gate = nn.Linear(hz, nets.N_SOURCES + 1)
+            with torch.no_grad():  # start as "nothing changes"
+                for gate in (self.cell_gate, self.carried_gate):
+                    gate.bias.zero_()
+                    gate.bias[0] = 3.0
+        else:
+            self.copy_cell = nn.Parameter(torch.full((nets.N_CELL_LOGITS,), 3.0))
+            self.copy_carried = nn.Parameter(torch.full((nets.N_CARRIED_LOGITS,), 3.0))
 
-    def _trunk(self, states: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Cell one-hot (B, 36, 21), carried one-hot (B, 17), per-cell features (B, 36, C), and global
-        features (B, 3C): mean- and max-pooled plus those of the cell in front of the agent (what a pickup takes)."""
+    def _trunk(self, states: Tensor) -> dict[str, Tensor]:
+        """What the decoder reads: cell one-hot (B, 36, 21), carried one-hot (B, 17), per-cell features
+        (B, 36, C), global features (B, 3C) (mean- and max-pooled plus those of the cell in front of the
+        agent, what a pickup takes), the prior's input, and (pointer) the candidate sources of every value."""
         nets.check_states(states)
         cell, hand = nets.cell_onehot(states), nets.carried_onehot(states)
-        x = torch.cat([cell, hand[:, None].expand(-1, cell.shape[1], -1)], -1)  # (B, 36, 38)
-        h = self.trunk(nets.grid_image(x))  # (B, 1, C, W, H)
-        front = torch.einsum("bcn,bn->bc", h[:, 0].flatten(-2), nets.agent_cells(states)[1])  # (B, C) at the front cell
-        return cell, hand, nets.per_cell(h)[:, 0], torch.cat([nets.pooled(h)[:, 0], front], -1)
+        agent, front, _ = nets.agent_cells(states)
+        parts = [cell, hand[:, None].expand(-1, cell.shape[1], -1)]
+        if self.cfg.pointer:
+            parts += [agent[..., None], front[..., None]]
+        h = self.trunk(nets.grid_image(torch.cat(parts, -1)))  # (B, 1, C, W, H)
+        at_front = torch.einsum("bcn,bn->bc", h[:, 0].flatten(-2), front)  # (B, C) at the front cell
+        g = torch.cat([nets.pooled(h)[:, 0], at_front], -1)  # (B, 3C)
+        out = {"cell": cell, "hand": hand, "feats": nets.per_cell(h)[:, 0], "prior_in": g, "carried_in": g}
+        if self.cfg.pointer:
+            fc = nets.front_as_carried(cell, front)
+            out["carried_in"] = torch.cat([g, fc, hand], -1)
+            out["cell_src"], out["carried_src"] = nets.cell_sources(states, cell), nets.carried_sources(hand, fc)
+        return out
 
-    def _decode(self, cell: Tensor, hand: Tensor, feats: Tensor, g: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
-        """Decoder logits for (relaxed) one-hot codes (B, ..., Z) -> cells (B, ..., 36, 21), carried (B, ..., 17)."""
+    def _decode(self, t: dict[str, Tensor], codes: Tensor) -> tuple[Tensor, Tensor]:
+        """Decoder log-probabilities (per channel) for (relaxed) one-hot codes (B, ..., Z) -> cells (B, ..., 36, 21), carried (B, ..., 17)."""
         extra = codes.ndim - 2  # 1 when decoding all Z codes at once
         view = (slice(None),) + (None,) * extra
-        u = torch.relu(self.cell_in(feats)[view] + (codes @ self.cell_code)[..., None, :])  # (B, ..., 36, Hz)
-        v = torch.relu(self.carried_in(g)[view] + codes @ self.carried_code)  # (B, ..., Hz)
-        return self.cell_out(u) + self.copy_cell * cell[view], self.carried_out(v) + self.copy_carried * hand[view]
+        u = torch.relu(self.cell_in(t["feats"])[view] + (codes @ self.cell_code)[..., None, :])  # (B, ..., 36, Hz)
+        v = torch.relu(self.carried_in(t["carried_in"])[view] + codes @ self.carried_code)  # (B, ..., Hz)
+        if not self.cfg.pointer:
+            c = nets.block_log_softmax(self.cell_out(u) + self.copy_cell * t["cell"][view], nets.CELL_SLICES)
+            return c, nets.block_log_softmax(self.carried_out(v) + self.copy_carried * t["hand"][view], nets.CARRIED_SLICES)
+        c = nets.source_mixture(self.cell_gate(u), t["cell_src"][view], self.cell_out(u), nets.CELL_SLICES)
+        k = nets.source_mixture(self.carried_gate(v), t["carried_src"][view], self.carried_out(v), nets.CARRIED_SLICES)
+        return c, k
 
     def forward(self, states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Prior log-probs (B, Z) and every code's decoder logits: cells (B, Z, 36, 21), carried (B, Z, 17)."""
-        cell, hand, feats, g = self._trunk(states)
+        t = self._trunk(states)
         every = torch.eye(self.cfg.codes).expand(len(states), -1, -1)  # (B, Z, Z)
-        c, k = self._decode(cell, hand, feats, g, every)
-        return torch.log_softmax(self.prior(g), -1), c, k
+        c, k = self._decode(t, every)
+        return torch.log_softmax(self.prior(t["prior_in"]), -1), c, k
 
     def training_loss(self, states: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Scalar, per state feature; uses no action labels. Relaxed winner-takes-all: the code whose
@@ -89,9 +115,33 @@ class MixtureSubgoalGenerator(nn.Module):
         above it."""
         return torch.cat([self._sample(states[i : i + chunk], k, generator, distinct) for i in range(0, len(states), chunk)], 0)
 
+    @torch.no_grad()
+    def propose(self, states: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+        """The weighted proposals of the verification cycle (`verify(..., k=None)`): every code with prior
+        >= `min_prior`, decoded to its most likely next state, with probability p(z | s) renormalised over
+        those codes. (B, D) -> subgoals (B, K, D) long and weights (B, K), K = the most codes any state
+        keeps; a state with fewer is padded with weight-0 copies of itself."""
+        out = [self._propose(states[i : i + chunk]) for i in range(0, len(states), chunk)]
+        k = max(o[0].shape[1] for o in out)
+        subgoals = torch.cat([torch.cat([sg, st[:, None].expand(-1, k - sg.shape[1], -1)], 1) for (sg, _), st in zip(out, states.split(chunk))])
+        weights = torch.cat([torch.cat([w, w.new_zeros(len(w), k - w.shape[1])], 1) for _, w in out])
+        return subgoals, weights
+
+    def _propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        t = self._trunk(states)
+        prior = torch.softmax(self.prior(t["prior_in"]), -1)  # (B, Z)
+        w = prior * (prior >= self.cfg.min_prior)
+        w = torch.where(w.sum(-1, keepdim=True) > 0, w, prior)
+        w, idx = w.sort(-1, descending=True)
+        k = max(int((w > 0).sum(-1).max()), 1)
+        w, idx = w[:, :k], idx[:, :k]  # (B, K) the kept codes, most probable first
+        c, kk = self._decode(t, torch.eye(self.cfg.codes)[idx])  # (B, K, 36, 21), (B, K, 17)
+        sg = torch.where(w[..., None] > 0, nets.decode(c, kk), states[:, None])  # padding: a copy of s
+        return sg, w / w.sum(-1, keepdim=True)
+
     def _sample(self, states: Tensor, k: int, generator: torch.Generator | None, distinct: bool = True) -> Tensor:
-        cell, hand, feats, g = self._trunk(states)
-        log_prior = torch.log_softmax(self.prior(g), -1)  # (B, Z)
+        t = self._trunk(states)
+        log_prior = torch.log_softmax(self.prior(t["prior_in"]), -1)  # (B, Z)
         z = log_prior.shape[1]
         u = torch.rand(log_prior.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
         order = torch.argsort(log_prior - torch.log(-torch.log(u)), -1, descending=True)  # (B, Z)
@@ -104,21 +154,40 @@ class MixtureSubgoalGenerator(nn.Module):
         else:
             idx = order[:, :k] if k <= z else torch.cat([order, iid[:, z:]], 1)
         idx = torch.where(prior.gather(1, idx) >= self.cfg.min_prior, idx, iid)  # (B, K)
-        c, kk = self._decode(cell, hand, feats, g, torch.eye(z)[idx])  # (B, K, 36, 21), (B, K, 17)
+        c, kk = self._decode(t, torch.eye(z)[idx])  # (B, K, 36, 21), (B, K, 17)
         if self.cfg.min_class_prob >= 1:
             return nets.decode(c, kk)  # (B, K, D)
         return nets.sample_decode(c, kk, self.cfg.min_class_prob, generator)  # (B, K, D)
 
 
-class IIDSubgoals:
-    """`SubgoalGenerator` view of a generator that proposes i.i.d. samples of p(s' | s) (repeats allowed).
+class FrozenSubgoals:
+    """The verification cycle's view of a trained (frozen) generator.
 
-    The verification cycle scores candidate actions by the subgoals mapped to them; enumerating every
-    code once would propose a rare (often implausible) outcome as often as the likely one.
+    `sample` proposes i.i.d. samples of p(s' | s) (repeats allowed): the cycle scores candidate actions
+    by the subgoals mapped to them, and enumerating every code once would propose a rare (often
+    implausible) outcome as often as the likely one. `propose` returns the weighted modes and memoises
+    them per state, since the generator does not change while the pool's states recur every round.
     """
 
     def __init__(self, model: MixtureSubgoalGenerator):
         self.model = model
+        self._modes: dict[bytes, tuple[Tensor, Tensor]] = {}
 
     def sample(self, states: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
         return self.model.sample(states, k, generator, distinct=False)
+
+    def propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        keys = [row.tobytes() for row in states.numpy().astype(np.uint8)]
+        new = list({key: i for i, key in enumerate(keys) if key not in self._modes}.values())
+        if new:
+            subgoals, weights = self.model.propose(states[new])
+            for i, sg, w in zip(new, subgoals, weights):
+                n = int((w > 0).sum())
+                self._modes[keys[i]] = (sg[:n], w[:n])
+        k = max(len(self._modes[key][1]) for key in keys)
+        out_s = states[:, None].repeat(1, k, 1)  # (B, K, D): padding = weight-0 copies of s
+        out_w = states.new_zeros(len(states), k, dtype=torch.float32)
+        for i, key in enumerate(keys):
+            sg, w = self._modes[key]
+            out_s[i, : len(w)], out_w[i, : len(w)] = sg, w
+        return out_s, out_w

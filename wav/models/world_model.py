@@ -2,12 +2,19 @@
 
 A small conv net over one-hot cells (with the carried object and the action broadcast to every cell)
 predicts per-cell categorical logits for (type, colour, state) and categorical logits for the carried
-(colour, type), read from the pooled features and the features of the cell in front of the agent. Each head adds a learned "copy" bonus to the class the input already has, so predicting
-"no change" is the default and training only has to learn where the agent acts.
+(colour, type), read from the pooled features and the features of the cell in front of the agent.
+Predicting "no change" is the default, so training only has to learn where the agent acts.
 
 The carried ids enter the published Prediction Error as numbers: this model's number is the EXPECTED id
 under its categorical carried head, c^ = sum_i i * p(i) (per colour and type), so the squared term is
 differentiable and is 0 only when the head is certain of the right id.
+
+With `pointer` (the default) every cell and the carried object come from a pointer head: a gate chooses
+between copying the current value, copying another object (the carried one into the front cell, the
+front one into the hand), an empty value, or a free categorical head. The dynamics of pickup, drop and
+swap are then one gate choice each, learnt for every object from a few examples; `pointer=False` is the
+generic conv model with a fixed copy bonus (closer to the published network, and what the asymmetry
+sweeps use).
 
 An ensemble of M members is one grouped-conv network (`members=M`), evaluated in one call; MC-dropout
 passes are batched too (`mc_logits`).
@@ -33,61 +40,88 @@ class GridWorldModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         m, h = cfg.members, cfg.hidden
-        self.trunk = nets.GridTrunk(nets.N_CELL_LOGITS + nets.N_CARRIED_LOGITS + N_ACTIONS, h, cfg.layers, m, cfg.dropout)
+        flags = 2 if cfg.pointer else 0  # agent and front-of-agent flags per cell
+        self.trunk = nets.GridTrunk(nets.N_CELL_LOGITS + nets.N_CARRIED_LOGITS + N_ACTIONS + flags, h, cfg.layers, m, cfg.dropout)
         self.cell_head = nets.GroupedLinear(m, h, nets.N_CELL_LOGITS)
-        self.carried_hidden = nets.GroupedLinear(m, 3 * h, h)
+        raw = 2 * nets.N_CARRIED_LOGITS + N_ACTIONS if cfg.pointer else 0  # front object, hand, action as one-hots
+        self.carried_hidden = nets.GroupedLinear(m, 3 * h + raw, h)
         self.carried_head = nets.GroupedLinear(m, h, nets.N_CARRIED_LOGITS)
-        self.copy_cell = nn.Parameter(torch.full((nets.N_CELL_LOGITS,), 3.0))
-        self.copy_carried = nn.Parameter(torch.full((nets.N_CARRIED_LOGITS,), 3.0))
+        if cfg.pointer:
+            self.cell_gate = nets.GroupedLinear(m, h, nets.N_SOURCES + 1)
+            self.carried_gate = nets.GroupedLinear(m, h, nets.N_SOURCES + 1)
+            with torch.no_grad():  # start as "nothing changes": the gates favour copying the current value
+                for gate in (self.cell_gate, self.carried_gate):
+                    gate.bias.zero_()
+                    gate.bias[:, 0] = 3.0
+        else:
+            self.copy_cell = nn.Parameter(torch.full((nets.N_CELL_LOGITS,), 3.0))
+            self.copy_carried = nn.Parameter(torch.full((nets.N_CARRIED_LOGITS,), 3.0))
 
     def inputs(self, states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(B, D), (B,) -> image (B, 45, W, H), cell one-hot (B, 36, 21), carried one-hot (B, 17)."""
+        """(B, D), (B,) -> image (B, 45 [+2 flags], W, H), cell one-hot (B, 36, 21), carried one-hot (B, 17)."""
         nets.check_states(states)
         cell = nets.cell_onehot(states)
         hand = nets.carried_onehot(states)
         act = F.one_hot(actions.long(), N_ACTIONS).float()  # (B, A)
         n = cell.shape[1]
-        x = torch.cat([cell, hand[:, None].expand(-1, n, -1), act[:, None].expand(-1, n, -1)], -1)  # (B, 36, 45)
-        return nets.grid_image(x), cell, hand
+        parts = [cell, hand[:, None].expand(-1, n, -1), act[:, None].expand(-1, n, -1)]
+        if self.cfg.pointer:
+            agent, front, _ = nets.agent_cells(states)
+            parts += [agent[..., None], front[..., None]]
+        return nets.grid_image(torch.cat(parts, -1)), cell, hand  # image (B, C_in, W, H)
 
-    def logits(self, states: Tensor, actions: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Per-member logits: cells (M, B, 36, 21), carried (M, B, 17). Dropout is on iff `generator` is given."""
+    def logits(self, states: Tensor, actions: Tensor, generator: torch.Generator | None = None, passes: int = 1) -> tuple[Tensor, Tensor]:
+        """Per-member log-probabilities, normalised per channel: cells (M, B, 36, 21), carried (M, B, 17).
+        Dropout is on iff `generator` is given; `passes` = T stochastic passes at once, rows pass-major
+        (M, T*B, ...)."""
         x, cell, hand = self.inputs(states, actions)
-        h = self.trunk(x, generator)  # (B, M, C, W, H)
-        c = self.cell_head(nets.per_cell(h).transpose(1, 2))  # (B, 36, M, 21)
-        c = c.permute(2, 0, 1, 3) + self.copy_cell * cell  # (M, B, 36, 21)
-        front = torch.einsum("bmcn,bn->bmc", h.flatten(-2), nets.agent_cells(states)[1])  # (B, M, C) at the agent's front cell
-        p = torch.relu(self.carried_hidden(torch.cat([nets.pooled(h), front], -1)))  # (B, M, C)
+        h = self.trunk(x, generator, passes)  # (T*B, M, C, W, H)
+        rep = (lambda t: t.repeat(passes, *([1] * (t.ndim - 1)))) if passes > 1 else (lambda t: t)  # inputs of every pass
+        per = nets.per_cell(h).transpose(1, 2)  # (T*B, 36, M, C)
+        c = self.cell_head(per).permute(2, 0, 1, 3).contiguous()  # (M, T*B, 36, 21); per-channel ops on a strided view are ~10x slower
+        front = nets.agent_cells(states)[1]  # (B, 36)
+        at_front = torch.einsum("bmcn,bn->bmc", h.flatten(-2), rep(front))  # (T*B, M, C) at the agent's front cell
+        g = [nets.pooled(h), at_front]
+        if self.cfg.pointer:
+            fc = nets.front_as_carried(cell, front)  # (B, 17)
+            act = F.one_hot(actions.long(), N_ACTIONS).float()
+            g.append(rep(torch.cat([fc, hand, act], -1))[:, None].expand(-1, h.shape[1], -1))  # (T*B, M, 41)
+        p = torch.relu(self.carried_hidden(torch.cat(g, -1)))  # (T*B, M, C)
         p = nets.dropout(p, self.cfg.dropout, generator)
-        k = self.carried_head(p).transpose(0, 1) + self.copy_carried * hand  # (M, B, 17)
-        return c, k
+        k = self.carried_head(p)  # (T*B, M, 17)
+        if not self.cfg.pointer:
+            c = nets.block_log_softmax(c + self.copy_cell * rep(cell), nets.CELL_SLICES)
+            return c, nets.block_log_softmax(k + self.copy_carried * rep(hand)[:, None], nets.CARRIED_SLICES).transpose(0, 1)  # (M, T*B, 17)
+        c = nets.source_mixture(self.cell_gate(per).permute(2, 0, 1, 3).contiguous(), rep(nets.cell_sources(states, cell)), c, nets.CELL_SLICES)
+        k = nets.source_mixture(self.carried_gate(p), rep(nets.carried_sources(hand, fc))[:, None], k, nets.CARRIED_SLICES)
+        return c, k.transpose(0, 1)
 
     def mc_logits(self, states: Tensor, actions: Tensor, passes: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """MC-dropout logits of `passes` stochastic passes in one call: (T, M, B, 36, 21), (T, M, B, 17)."""
         b = states.shape[0]
-        c, k = self.logits(states.repeat(passes, 1), actions.repeat(passes), generator)  # (M, T*B, ...)
+        c, k = self.logits(states, actions, generator, passes)  # (M, T*B, ...)
         m = c.shape[0]
         return c.reshape(m, passes, b, *c.shape[2:]).transpose(0, 1), k.reshape(m, passes, b, -1).transpose(0, 1)
 
     def member_loss(self, states: Tensor, actions: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Prediction Error of each member, (M, B)."""
         c, k = self.logits(states, actions, generator)
-        return prediction_error(c, nets.carried_softmax(k), next_states, self.cfg.carried_weight)
+        return prediction_error(c, k.exp(), next_states, self.cfg.carried_weight)
 
     def loss(self, states: Tensor, actions: Tensor, next_states: Tensor) -> Tensor:
         """Published Prediction Error (B,) of the ensemble's mixture prediction (REFERENCE §3)."""
         c, k = self.logits(states, actions)
-        return prediction_error(mixture_log_probs(c), nets.carried_softmax(k).mean(0), next_states, self.cfg.carried_weight)
+        return prediction_error(mixture_log_probs(c), k.exp().mean(0), next_states, self.cfg.carried_weight)
 
     def predict(self, states: Tensor, actions: Tensor) -> Tensor:
         """Most likely next state under the mixture, (B, D) long."""
         c, k = self.logits(states, actions)
-        return nets.decode(mixture_log_probs(c), nets.carried_softmax(k).mean(0))
+        return nets.decode(mixture_log_probs(c), k.exp().mean(0))
 
     def predict_and_loss(self, states: Tensor, actions: Tensor, next_states: Tensor) -> tuple[Tensor, Tensor]:
         """`predict` and `loss` from one forward pass (the verification cycle needs both)."""
         c, k = self.logits(states, actions)
-        logp, probs = mixture_log_probs(c), nets.carried_softmax(k).mean(0)
+        logp, probs = mixture_log_probs(c), k.exp().mean(0)
         return nets.decode(logp, probs), prediction_error(logp, probs, next_states, self.cfg.carried_weight)
 
     def training_loss(self, states: Tensor, actions: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -99,14 +133,14 @@ class GridWorldModel(nn.Module):
         return (nets.cell_nll(c, next_states).sum(-1) + nets.carried_nll(k, next_states)).mean(1).sum()
 
 
-def mixture_log_probs(cell_logits: Tensor) -> Tensor:
+def mixture_log_probs(cell_log_probs: Tensor) -> Tensor:
     """Per-channel log-probabilities of the uniform mixture over members: (M, ..., 21) -> (..., 21)."""
-    m = cell_logits.shape[0]
-    return torch.cat([torch.logsumexp(torch.log_softmax(cell_logits[..., s], -1), 0) - math.log(m) for s in nets.CELL_SLICES], -1)
+    m = cell_log_probs.shape[0]
+    return cell_log_probs[0] if m == 1 else torch.logsumexp(cell_log_probs, 0) - math.log(m)
 
 
-def prediction_error(cell_logits: Tensor, carried_probs: Tensor, next_states: Tensor, carried_weight: float = 10.0) -> Tensor:
+def prediction_error(cell_log_probs: Tensor, carried_probs: Tensor, next_states: Tensor, carried_weight: float = 10.0) -> Tensor:
     """mean over 36 cells of (CE_type + CE_colour + CE_state) + w * sum((E[c^] - c)^2): (..., 36, 21), (..., 17), (B, D) -> (...)."""
-    grid = nets.cell_nll(cell_logits, next_states).mean(-1)
+    grid = nets.cell_nll(cell_log_probs, next_states).mean(-1)
     err = nets.carried_expectation(carried_probs) - nets.carried(next_states).to(carried_probs.dtype)
     return grid + carried_weight * (err**2).sum(-1)
