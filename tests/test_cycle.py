@@ -1,6 +1,7 @@
 """The verification cycle on hand-computed cases (STYLE habit 10)."""
 
 import numpy as np
+import pytest
 import torch
 
 from wav.cycle import forward_first, uniform_discrete_actions, verify
@@ -85,3 +86,42 @@ def test_action_score_reductions():
     assert res.action_scores(two, "mean").item() == 3.0
     assert res.action_scores(six, "min").item() == 1.0  # no subgoal maps to 6: all K stand in
     assert res.best_actions().item() == 4 and res.state_scores().item() == 9.0
+
+
+def test_expected_reductions_use_proposal_weights():
+    """expected = sum_k w_k 1[a_k = a] l_k; conditional divides by P(a | s); unknown action -> 0."""
+    from wav.cycle import CycleResult
+
+    scores = torch.tensor([[1.0, 5.0, 3.0, 9.0]])
+    actions = torch.tensor([[2, 2, 2, 4]])
+    weights = torch.tensor([[0.5, 0.1, 0.2, 0.2]])
+    res = CycleResult(torch.zeros(1, 3), torch.zeros(1, 4, 3), actions, torch.zeros(1, 4, 3), scores, weights)
+    two, four, six = torch.tensor([2]), torch.tensor([4]), torch.tensor([6])
+    assert res.action_scores(two, "expected").item() == pytest.approx(0.5 * 1 + 0.1 * 5 + 0.2 * 3)
+    assert res.action_scores(two, "conditional").item() == pytest.approx((0.5 + 0.5 + 0.6) / 0.8)
+    assert res.action_scores(four, "expected").item() == pytest.approx(0.2 * 9)
+    assert res.action_scores(six, "expected").item() == 0.0
+    assert res.action_scores(four, "min", cap=4.0).item() == 4.0  # scores saturate before the reduction
+    assert res.action_scores(two, "expected", cap=2.0).item() == pytest.approx(0.5 * 1 + 0.1 * 2 + 0.2 * 2)
+    uniform = CycleResult(torch.zeros(1, 3), torch.zeros(1, 4, 3), actions, torch.zeros(1, 4, 3), scores)
+    assert uniform.action_scores(two, "expected").item() == pytest.approx((1 + 5 + 3) / 4)
+    with pytest.raises(ValueError, match="reduce"):
+        res.action_scores(two, "max")
+
+
+def test_weighted_proposals_of_a_perfect_world_model_score_zero():
+    """verify(k=None) takes the generator's weighted modes; with the true world model every valid
+    proposal scores 0, and the weights of each state sum to 1."""
+    from wav.config import SubgoalConfig
+    from wav.models import MixtureSubgoalGenerator
+
+    s = _states(30, seed=4)
+    sg = MixtureSubgoalGenerator(SubgoalConfig(hidden=8, layers=1, codes=4, code_hidden=8))
+    res = verify(s, sg, TrueInverseModel(), TrueWorldModel(), k=None)
+    assert res.subgoals.shape == (30, 4, s.shape[1]) and res.weights.shape == (30, 4)
+    torch.testing.assert_close(res.weights.sum(1), torch.ones(30))
+    valid = TrueInverseModel().infer(s.repeat_interleave(4, 0), res.subgoals.reshape(120, -1)).reshape(30, 4)
+    ok = (TrueWorldModel().predict(s.repeat_interleave(4, 0), valid.reshape(-1)).reshape(30, 4, -1) == res.subgoals).all(-1)
+    assert torch.all(res.scores[ok] == 0)
+    with pytest.raises(ValueError, match="propose"):
+        verify(s, TrueSubgoalGenerator(), TrueInverseModel(), TrueWorldModel(), k=None)

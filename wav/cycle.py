@@ -31,11 +31,12 @@ class CycleResult:
     actions: Tensor  # (B, K) or (B, K, A): the candidate action of each subgoal
     predictions: Tensor  # (B, K, D): the world model's predicted outcome of each candidate action
     scores: Tensor  # (B, K): verification score, higher = the world model is more likely wrong
+    weights: Tensor | None = None  # (B, K): probability of each proposal under p(s' | s); None = uniform 1/K
 
     @property
     def best(self) -> Tensor:
-        """Index (B,) of the most surprising candidate of each state (Algorithm 1's argmax)."""
-        return self.scores.argmax(1)
+        """Index (B,) of the most surprising (non-padding) candidate of each state (Algorithm 1's argmax)."""
+        return torch.where(self.proposal_weights() > 0, self.scores, torch.full_like(self.scores, -torch.inf)).argmax(1)
 
     def best_actions(self) -> Tensor:
         """The action to execute at each state: (B,) or (B, A)."""
@@ -43,31 +44,54 @@ class CycleResult:
         return self.actions[torch.arange(len(idx)), idx]
 
     def state_scores(self) -> Tensor:
-        """One score per state (B,): the largest verification score among its candidates."""
-        return self.scores.max(1).values
+        """One score per state (B,): the largest verification score among its (non-padding) candidates."""
+        return torch.where(self.proposal_weights() > 0, self.scores, torch.full_like(self.scores, -torch.inf)).max(1).values
 
-    def action_scores(self, actions: Tensor, reduce: str = "min") -> Tensor:
+    def proposal_weights(self) -> Tensor:
+        """(B, K) probability of each proposal: the generator's mode probabilities, or 1/K for i.i.d. samples."""
+        if self.weights is not None:
+            return self.weights
+        return torch.full_like(self.scores, 1.0 / self.scores.shape[1])
+
+    def action_scores(self, actions: Tensor, reduce: str = "min", cap: float | None = None) -> Tensor:
         """Score of executing a given discrete action at each state (B,).
 
-        By Bayes, the subgoals whose inferred action equals `actions` are samples of p(s' | s, a); the
-        candidate's score reduces their verification scores. "min" (default) asks whether the world
-        model's prediction agrees with ANY plausible outcome of a: outcomes the encoding cannot tell
-        apart (what a box holds) and generator errors then do not count against the world model.
-        "median" and "mean" are the alternatives. Where no subgoal maps to the action (it aliases with
-        another, or the generator never proposes its outcome) the same reduction over all K stands in.
+        By Bayes, p(s' | s, a) is proportional to p(s' | s) p(a | s, s'): the proposals whose inferred
+        action equals `actions` are the samples of the candidate's outcome, and the candidate's score
+        reduces their verification scores.
+        * "expected": sum_k w_k 1[a^_k = a] l_k, the expected verification score over
+          p(s' | s) of the outcomes that action a reaches, i.e. P(a | s) x E[l | s, a]. An outcome the
+          generator finds unlikely (most of its errors are) counts only by its probability.
+        * "conditional": the same normalised by P(a | s), i.e. E[l | s, a].
+        * "min" (what WAV uses): does the prediction agree with ANY proposed outcome of a (robust to a
+          wrong proposal when a right one exists); "median", "mean": unweighted over the matched proposals.
+        For min/median/mean, where no proposal maps to the action the same reduction over all K stands
+        in; for expected/conditional such a candidate scores 0.
+
+        `cap` saturates every verification score before the reduction (a robust loss): an implausible
+        proposal the world model rightly rejects (say a hand "emptied" into grey, id 5, instead of a red
+        object, id 0: 10 x 25 in the published error) then weighs no more than a plain wrong outcome.
         """
-        if reduce not in ("min", "median", "mean"):
-            raise ValueError(f"reduce must be min, median or mean, got {reduce!r}")
+        if reduce not in ("expected", "conditional", "min", "median", "mean"):
+            raise ValueError(f"reduce must be expected, conditional, min, median or mean, got {reduce!r}")
         match = self.actions == actions[:, None]  # (B, K)
+        w = self.proposal_weights()
+        scores = self.scores if cap is None else self.scores.clamp(max=cap)
+        if reduce in ("expected", "conditional"):
+            wm = w * match  # (B, K)
+            total = (wm * scores).sum(1)
+            return total if reduce == "expected" else total / wm.sum(1).clamp_min(1e-12)
         fill = {"min": float("inf"), "median": float("nan"), "mean": float("nan")}[reduce]
-        matched = torch.where(match, self.scores, torch.full_like(self.scores, fill))
+        real = w > 0  # weight-0 entries pad a state's proposals and never count
+        matched = torch.where(match & real, scores, torch.full_like(scores, fill))
+        every = torch.where(real, scores, torch.full_like(scores, fill))
         if reduce == "min":
-            per, every = matched.min(1).values, self.scores.min(1).values
+            per, every = matched.min(1).values, every.min(1).values
         elif reduce == "median":
-            per, every = matched.nanmedian(1).values, self.scores.median(1).values
+            per, every = matched.nanmedian(1).values, every.nanmedian(1).values
         else:
-            per, every = matched.nanmean(1), self.scores.mean(1)
-        return torch.where(match.any(1), per, every)
+            per, every = matched.nanmean(1), every.nanmean(1)
+        return torch.where((match & real).any(1), per, every)
 
 
 def predict_and_loss(world_model: WorldModel, states: Tensor, actions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -106,12 +130,22 @@ def verify(
     subgoal: SubgoalGenerator,
     inverse: InverseModel,
     world_model: WorldModel,
-    k: int,
+    k: int | None,
     generator: torch.Generator | None = None,
 ) -> CycleResult:
-    """The reverse cycle: s -> s~ ~ p(s'|s) -> a^ = h(s, s~) -> s^ = f(s, a^); score l(s~, s^)."""
+    """The reverse cycle: s -> s~ ~ p(s'|s) -> a^ = h(s, s~) -> s^ = f(s, a^); score l(s~, s^).
+
+    `k` proposals are sampled i.i.d. (uniform weights); `k=None` asks the generator for its weighted
+    modes instead (`subgoal.propose(states)` -> subgoals (B, K, D), probabilities (B, K)).
+    """
     b = states.shape[0]
-    subgoals = subgoal.sample(states, k, generator)  # (B, K, D)
+    if k is None:
+        if not hasattr(subgoal, "propose"):
+            raise ValueError(f"{type(subgoal).__name__} has no weighted proposals (propose); pass k to sample i.i.d.")
+        subgoals, weights = subgoal.propose(states)  # (B, K, D), (B, K)
+        k = subgoals.shape[1]
+    else:
+        subgoals, weights = subgoal.sample(states, k, generator), None  # (B, K, D)
     s = _flat(states, k)  # (B*K, D)
     g = subgoals.reshape(b * k, -1)  # (B*K, D)
     pairs, where = distinct_rows(s, g)  # most of the K proposals repeat: run h and f once per distinct (s, s~)
@@ -124,6 +158,7 @@ def verify(
         actions=actions.reshape(b, k, *actions.shape[1:]),
         predictions=predictions.reshape(b, k, -1),
         scores=scores.reshape(b, k),
+        weights=weights,
     )
 
 

@@ -37,13 +37,19 @@ class AcquisitionConfig:
     """acquisition rounds R"""
     budget: int = 50
     """labels acquired per round B"""
-    k: int = 8
-    """subgoals sampled per state in the verification cycle"""
+    k: int | None = None
+    """subgoals per state in the verification cycle: None = the generator's modes weighted by p(z | s), else K i.i.d. samples"""
+    reduce: str = "min"
+    """how WAV turns the scores of the subgoals matched to a candidate's action into one (wav.cycle.CycleResult.action_scores)"""
+    score_cap: float | None = 20.0
+    """WAV's verification scores saturate here before the reduction (None: no cap); chosen on a development pool"""
     continue_training: bool = True
     """fine-tune the current world model each round (True, as published) or retrain from scratch"""
-    round_train: TrainConfig | None = field(default_factory=lambda: TrainConfig(epochs=100, lr=1e-3, batch_size=32, val_fraction=0.0))
+    round_train: TrainConfig | None = field(default_factory=lambda: TrainConfig(epochs=40, lr=1e-3, batch_size=32, val_fraction=0.0))
     """world-model schedule for the per-round refits on all labels (None: the preset's world_model_train);
     no validation split, so every acquired label is trained on"""
+    inverse_round_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, lr=1e-3, batch_size=64, val_fraction=0.0))
+    """schedule of the per-round inverse refits, continued from the current inverse model"""
     ensemble_members: int = 5
     """world models in the `ensemble` strategy's ensemble"""
     mc_passes: int = 20
@@ -70,7 +76,7 @@ class AcquisitionConfig:
 
 ACQUISITION_PRESETS: dict[str, AcquisitionConfig] = {
     "paper": AcquisitionConfig(),
-    "debug": AcquisitionConfig(models="debug", rounds=1, budget=10, k=4, ensemble_members=2, mc_passes=3, afs_states=20,
+    "debug": AcquisitionConfig(models="debug", rounds=1, budget=10, ensemble_members=2, mc_passes=3, afs_states=20,
                                round_train=TrainConfig(epochs=2, batch_size=32, val_fraction=0.0)),
 }
 
@@ -135,13 +141,13 @@ def evaluate_round(world_model, data: PoolData, box_toggle: str) -> dict:
 def train_shared(data: PoolData, subgoal, cfg: AcquisitionConfig, seed: int, needs: set[str]) -> SharedModels:
     """The seed-set models of one seed: world model, sparse inverse (and dense inverse, ensemble if needed).
 
-    The cycle draws its K subgoals i.i.d. from p(s'|s) (`IIDSubgoals`), so each outcome is proposed as
-    often as it is plausible; the generator's distinct-code mode is for coverage.
+    The cycle sees the generator through `FrozenSubgoals`: its weighted modes (memoised, as the pool's
+    states recur every round) or K i.i.d. draws from p(s'|s), never the distinct-code mode (for coverage).
     """
-    from wav.models.subgoal import IIDSubgoals, MixtureSubgoalGenerator
+    from wav.models.subgoal import FrozenSubgoals, MixtureSubgoalGenerator
 
     if isinstance(subgoal, MixtureSubgoalGenerator):
-        subgoal = IIDSubgoals(subgoal)
+        subgoal = FrozenSubgoals(subgoal)
     p = cfg.preset
     wm, _ = train_world_model(data.seed_set, p.world_model, p.world_model_train, seed)
     inv, _ = train_inverse(data.seed_set, p.inverse, p.inverse_train, seed)
@@ -158,8 +164,12 @@ def _write_json(path: Path, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str)))
 
 
-def run_pool(strategy_name: str, seed: int, data: PoolData, shared: SharedModels, cfg: AcquisitionConfig, run_dir: Path, extra_config: dict | None = None) -> list[dict]:
-    """One (strategy, seed) run of the pool protocol; returns the metric rows it wrote."""
+def run_pool(strategy_name: str, seed: int, data: PoolData, shared: SharedModels, cfg: AcquisitionConfig, run_dir: Path, extra_config: dict | None = None,
+             start: dict | None = None) -> list[dict]:
+    """One (strategy, seed) run of the pool protocol; returns the metric rows it wrote.
+
+    `start` is `evaluate_round` of the shared seed-set world model, the same for every strategy of a seed
+    (computed here when not given)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     mix = dict(cfg.random_mix)
@@ -187,16 +197,16 @@ def run_pool(strategy_name: str, seed: int, data: PoolData, shared: SharedModels
         with open(metrics_path, "a") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
 
-    emit({"round": 0, "labels": len(labelled), **evaluate_round(wm, data, cfg.box_toggle)})
+    emit({"round": 0, "labels": len(labelled), **(start or evaluate_round(wm, data, cfg.box_toggle))})
     for r in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
         models = Models(world_model=wm, subgoal=shared.subgoal, inverse=inv, dense_inverse=dense, ensemble=ens,
-                        previous_world_model=previous, round=r, k=cfg.k, mc_passes=cfg.mc_passes)
+                        previous_world_model=previous, round=r, k=cfg.k, mc_passes=cfg.mc_passes, reduce=cfg.reduce, score_cap=cfg.score_cap)
         idx = np.flatnonzero(available)
         sub = Candidates(cand.states[idx], cand.actions[idx], cand.next_states[idx])
         scores = strategy.score(sub, models, gen).double().numpy()
         t_score = time.perf_counter() - t0
-        oracle = true_error(sub, models, gen).double().numpy()
+        oracle = scores if strategy_name == "oracle" else true_error(sub, models, gen).double().numpy()
         corr = rank_correlation(scores, oracle)
         chosen = idx[select(scores, cfg.budget, strategy.random_mix, rng)]
         available[chosen] = False
@@ -211,9 +221,9 @@ def run_pool(strategy_name: str, seed: int, data: PoolData, shared: SharedModels
             ens, _ = train_world_model(labelled, ens.cfg, cfg.refit, seed + r, ens if cfg.continue_training else None)
         if cfg.update_inverse and strategy_name.startswith("wav"):
             if strategy_name == "wav-dense":
-                dense, _ = train_inverse(labelled, dense.cfg, p.inverse_train, seed + r)
+                dense, _ = train_inverse(labelled, dense.cfg, cfg.inverse_round_train, seed + r, copy.deepcopy(dense))
             else:
-                inv, _ = train_inverse(labelled, inv.cfg, p.inverse_train, seed + r)
+                inv, _ = train_inverse(labelled, inv.cfg, cfg.inverse_round_train, seed + r, copy.deepcopy(inv))
         t_train = time.perf_counter() - t1
         t2 = time.perf_counter()
         ev = evaluate_round(wm, data, cfg.box_toggle)
@@ -241,10 +251,16 @@ class OnlineConfig:
     """environment steps (= acquired labels) after the seed set"""
     update_every: int = 25
     """refit the world model and the inverse model every U steps, and evaluate"""
-    round_train: TrainConfig | None = field(default_factory=lambda: TrainConfig(epochs=100, lr=1e-3, batch_size=32, val_fraction=0.0))
+    round_train: TrainConfig | None = field(default_factory=lambda: TrainConfig(epochs=40, lr=1e-3, batch_size=32, val_fraction=0.0))
     """world-model schedule of each refit (as in the pool protocol)"""
-    k: int = 16
-    """subgoals per step"""
+    inverse_round_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, lr=1e-3, batch_size=64, val_fraction=0.0))
+    """schedule of each inverse refit, continued from the current inverse model"""
+    k: int | None = None
+    """subgoals per step: None = the generator's weighted modes, else K i.i.d. samples"""
+    reduce: str = "min"
+    """how WAV scores an action from the subgoals it reaches (wav.cycle.CycleResult.action_scores)"""
+    score_cap: float | None = 20.0
+    """WAV's verification scores saturate here before the reduction (None: no cap)"""
     env_id: str = "WAV/MultiTask-v0"
     """environment the agent explores"""
     episode_steps: int = 50
@@ -267,7 +283,7 @@ class OnlineConfig:
 
 ONLINE_PRESETS: dict[str, OnlineConfig] = {
     "paper": OnlineConfig(),
-    "debug": OnlineConfig(models="debug", steps=20, update_every=10, k=4, ensemble_members=2, mc_passes=3, afs_states=20,
+    "debug": OnlineConfig(models="debug", steps=20, update_every=10, ensemble_members=2, mc_passes=3, afs_states=20,
                           round_train=TrainConfig(epochs=2, batch_size=32, val_fraction=0.0)),
 }
 
@@ -275,8 +291,9 @@ ONLINE_PRESETS: dict[str, OnlineConfig] = {
 def choose_action(strategy, state, models: Models, env_state, rng: np.random.Generator, gen: torch.Generator, box_toggle: str = "swap", n_actions: int = 7) -> int:
     """One step of action choice at one state (1, D).
 
-    `wav`/`wav-dense` follow Algorithm 1 exactly (K subgoals -> inferred actions -> predictions -> argmax
-    surprise); every other strategy scores each of the n actions with its registry score function (the
+    `wav`/`wav-dense` follow Algorithm 1 (subgoals -> inferred actions -> predictions -> the most
+    surprising action: argmax over K i.i.d. samples, or over actions of the expected score of the
+    generator's weighted modes when `models.k` is None); every other strategy scores each of the n actions with its registry score function (the
     privileged ones on the true outcomes from `env_state`), with its random-mix share of uniform picks.
     """
     from wav.cycle import verify
@@ -288,9 +305,15 @@ def choose_action(strategy, state, models: Models, env_state, rng: np.random.Gen
     if strategy.name in ("wav", "wav-dense"):
         inv = models.dense_inverse if strategy.name == "wav-dense" else models.inverse
         res = verify(state, models.subgoal, inv, models.world_model, models.k, gen)
-        best = res.scores[0]
-        top = torch.nonzero(best == best.max()).flatten()  # ties (e.g. all zero) broken at random
-        return int(res.actions[0, top[int(rng.integers(len(top)))]])
+        if models.k is not None:  # Algorithm 1 as written: the inferred action of the most surprising of K samples
+            best = res.scores[0]
+            top = torch.nonzero(best == best.max()).flatten()  # ties (e.g. all zero) broken at random
+            return int(res.actions[0, top[int(rng.integers(len(top)))]])
+        # weighted modes: the action whose proposed outcomes are the most surprising (the strategy's reduction)
+        acts = torch.arange(n_actions)
+        best = torch.stack([res.action_scores(a.expand(1), models.reduce, models.score_cap)[0] for a in acts]).double().numpy()
+        top = np.flatnonzero(best == best.max())
+        return int(top[rng.integers(len(top))])
     grid, carried, under, contents = env_state
     acts = np.arange(n_actions)
     ng, nc = step_batch(np.repeat(grid[None], n_actions, 0), np.repeat(carried[None], n_actions, 0), acts,
@@ -351,7 +374,7 @@ def run_online(strategy_name: str, seed: int, data: PoolData, shared: SharedMode
     for t in range(1, cfg.steps + 1):
         hidden = _hidden_state(env)
         state = torch.from_numpy(to_features(hidden[0][None], hidden[1][None]))
-        models = Models(world_model=wm, subgoal=shared.subgoal, inverse=inv, dense_inverse=dense, ensemble=ens, k=cfg.k, mc_passes=cfg.mc_passes)
+        models = Models(world_model=wm, subgoal=shared.subgoal, inverse=inv, dense_inverse=dense, ensemble=ens, k=cfg.k, mc_passes=cfg.mc_passes, reduce=cfg.reduce, score_cap=cfg.score_cap)
         a = choose_action(strategy, state, models, hidden, rng, gen, cfg.box_toggle)
         obs, _, term, trunc, _ = env.step(a)
         for key, v in zip(new, (hidden[0], hidden[1], a, obs["grid"], obs["carried"])):
@@ -367,9 +390,9 @@ def run_online(strategy_name: str, seed: int, data: PoolData, shared: SharedMode
             refit = cfg.round_train or p.world_model_train
             wm, _ = train_world_model(labelled, p.world_model, refit, seed + t, copy.deepcopy(wm))
             if strategy_name == "wav-dense":
-                dense, _ = train_inverse(labelled, dense.cfg, p.inverse_train, seed + t)
+                dense, _ = train_inverse(labelled, dense.cfg, cfg.inverse_round_train, seed + t, copy.deepcopy(dense))
             elif strategy_name == "wav":
-                inv, _ = train_inverse(labelled, inv.cfg, p.inverse_train, seed + t)
+                inv, _ = train_inverse(labelled, inv.cfg, cfg.inverse_round_train, seed + t, copy.deepcopy(inv))
             if ens is not None and "ensemble" in strategy.needs:
                 ens, _ = train_world_model(labelled, ens.cfg, refit, seed + t, ens)
             emit({"steps": t, "labels": len(labelled), **evaluate_round(wm, data, cfg.box_toggle),

@@ -33,10 +33,11 @@ class Models:
     ensemble: Any = None
     previous_world_model: Any = None  # EMA of past world models (learning progress)
     round: int = 1
-    k: int = 16
+    k: int | None = None  # subgoals per state: None = the generator's weighted modes, else K i.i.d. samples
     n_actions: int = 7
     mc_passes: int = 20
     reduce: str = "min"  # how WAV reduces the scores of the subgoals matched to a candidate's action
+    score_cap: float | None = None  # WAV's verification scores saturate here (CycleResult.action_scores)
 
 
 @dataclass(frozen=True)

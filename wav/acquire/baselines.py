@@ -72,7 +72,7 @@ def mc_dropout_bald(cand: Candidates, models: Models, generator: torch.Generator
         c, k = wm.mc_logits(s, a, models.mc_passes, generator)  # (T, M, B, 36, L), (T, M, B, Lc)
         return categorical_bald(c.flatten(0, 1), k.flatten(0, 1), cs, ks)
 
-    return _per_distinct_pair(one, cand.states, cand.actions, chunk=512)
+    return _per_distinct_pair(one, cand.states, cand.actions, chunk=128)  # T x 128 rows per call: ~1.5x faster than 512 (cache)
 
 
 @register("ensemble", random_mix=0.3, needs=("ensemble",))
@@ -91,11 +91,19 @@ def ensemble_disagreement(cand: Candidates, models: Models, generator: torch.Gen
     return _per_distinct_pair(one, cand.states, cand.actions, chunk=CHUNK)
 
 
+def _per_distinct_transition(loss, cand: Candidates) -> Tensor:
+    """loss(s, a, s') over the distinct transitions of a pool only, mapped back to every candidate."""
+    from wav.cycle import distinct_rows
+
+    first, where = distinct_rows(cand.states, cand.actions, cand.next_states)
+    return _chunked(loss, cand.states[first], cand.actions[first], cand.next_states[first])[where]
+
+
 @register("oracle", random_mix=0.1, privileged=True)
 @torch.no_grad()
 def true_error(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
     """The current world model's true prediction error on each candidate (needs the true outcome)."""
-    return _chunked(models.world_model.loss, cand.states, cand.actions, cand.next_states)
+    return _per_distinct_transition(models.world_model.loss, cand)
 
 
 @register("progress", random_mix=0.3, needs=("previous",), privileged=True)
@@ -105,5 +113,5 @@ def learning_progress(cand: Candidates, models: Models, generator: torch.Generat
     new = true_error(cand, models, generator)
     if models.previous_world_model is None:
         return new
-    old = _chunked(models.previous_world_model.loss, cand.states, cand.actions, cand.next_states)
+    old = _per_distinct_transition(models.previous_world_model.loss, cand)
     return old - new

@@ -29,7 +29,7 @@ def cycle_scores(cand: Candidates, models: Models, generator: torch.Generator, i
         if match_action:
             # score of every action id for each state: (B, n_actions)
             acts = torch.arange(models.n_actions)
-            per_action.append(torch.stack([res.action_scores(acts[j].expand(len(res.states)), models.reduce) for j in range(models.n_actions)], 1))
+            per_action.append(torch.stack([res.action_scores(acts[j].expand(len(res.states)), models.reduce, models.score_cap) for j in range(models.n_actions)], 1))
     if not match_action:
         return torch.cat(per_state)[where]
     table = torch.cat(per_action)  # (U, n_actions)

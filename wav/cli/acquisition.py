@@ -44,6 +44,9 @@ def register(top, groups) -> None:
     p.add_argument("--video", default=None, help="action-free corpus for the subgoal generator (default: random play)")
     p.add_argument("--afs-data", default=None, help="npz whose states seed the action following score (default: test set)")
     p.add_argument("--subgoal", default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
+    p.add_argument("--models", default=None, choices=["paper", "generic"],
+                   help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
+    p.add_argument("--test-overlap", action="store_true", help="generated test set keeps transitions that also occur in the pool (default: excluded)")
     p.set_defaults(func=cmd_acquisition)
     register_online(groups)
     register_demo(top)
@@ -66,7 +69,7 @@ def cmd_acquisition(args) -> int:
     exp = AcquisitionExperiment(
         out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, PUBLISHED_STRATEGIES), preset=args.preset,
         pool=args.pool, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data, subgoal=args.subgoal,
-        backend=args.backend, jobs=args.jobs, ray_address=args.ray_address, **sizes,
+        models=args.models, test_overlap=args.test_overlap, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address, **sizes,
     )
     results = run(exp)
     print(open(os.path.join(args.out, "table.md")).read())

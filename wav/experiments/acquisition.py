@@ -15,7 +15,7 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, write_json
-from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, run_pool, train_shared
+from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, evaluate_round, run_pool, train_shared
 from wav.stats import mean_ci, paired_difference
 from wav.types import Transitions
 
@@ -42,6 +42,11 @@ class AcquisitionExperiment:
     """strategies from the registry (wav.acquire.REGISTRY)"""
     preset: str = "paper"
     """acquisition preset: paper | debug"""
+    models: str | None = None
+    """model preset overriding the acquisition preset's: paper (pointer world model) | generic (without pointer heads, like the published net)"""
+    test_overlap: bool = False
+    """generated test set: keep transitions that also occur in the pool (as a policy test set collected
+    independently does; the published 10,368 must have) instead of excluding them"""
     pool: str | None = None
     """candidate pool file (default: ~28k multi-task transitions collected by our env)"""
     seed_data: str | None = None
@@ -68,7 +73,8 @@ class AcquisitionExperiment:
 
     @property
     def acquisition(self) -> AcquisitionConfig:
-        return self.config or ACQUISITION_PRESETS[self.preset]
+        cfg = self.config or ACQUISITION_PRESETS[self.preset]
+        return replace(cfg, models=self.models) if self.models else cfg
 
 
 DEBUG_SIZES = dict(pool_size=3000, seed_size=100, test_per_action=60, video_size=3000)
@@ -94,17 +100,17 @@ def prepare_data(exp: AcquisitionExperiment) -> dict[str, Path]:
         paths["pool"] = out / "pool_rest.npz"
     paths.setdefault("pool", Path(exp.pool) if exp.pool else out / "pool.npz")
     paths["seed"] = Path(exp.seed_data) if exp.seed_data else out / "seed.npz"
-    cached_transitions(out / "test.npz", lambda: make_testset(exp.test_per_action, pool, 30_000)[0], exp.test_data)
-    paths["test"] = Path(exp.test_data) if exp.test_data else out / "test.npz"
-    cached_transitions(out / "video.npz", lambda: collect("WAV/Interact-v0", {"objects": 3}, "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
-    paths["video"] = Path(exp.video) if exp.video else out / "video.npz"
+    test_name = "test_overlap.npz" if exp.test_overlap else "test.npz"
+    cached_transitions(out / test_name, lambda: make_testset(exp.test_per_action, None if exp.test_overlap else pool, 30_000)[0], exp.test_data)
+    paths["test"] = Path(exp.test_data) if exp.test_data else out / test_name
+    paths["video"] = Path(exp.video) if exp.video else out / "video.npz"  # collected by subgoal_model when it has to train
     paths["afs"] = Path(exp.afs_data) if exp.afs_data else paths["test"]
     return paths
 
 
 def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
     """The frozen subgoal generator, trained once per experiment on the action-free corpus (cached)."""
-    from wav.data.io import load_transitions
+    from wav.data.collect import collect
     from wav.train import load_checkpoint, save_checkpoint, train_subgoal
 
     if exp.subgoal:
@@ -112,8 +118,9 @@ def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
     ckpt = Path(exp.out) / "cache" / "subgoal.pt"
     if ckpt.exists():
         return load_checkpoint(ckpt, "subgoal")
+    video = cached_transitions(paths["video"], lambda: collect("WAV/Interact-v0", {"objects": 3}, "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
     p = exp.acquisition.preset
-    model, hist = train_subgoal(load_transitions(paths["video"]), p.subgoal, p.subgoal_train, seed=0, finetune=p.subgoal_finetune)
+    model, hist = train_subgoal(video, p.subgoal, p.subgoal_train, seed=0, finetune=p.subgoal_finetune)
     save_checkpoint(ckpt, model, {"trained_on": str(paths["video"]), "seconds": hist.seconds})
     return model
 
@@ -142,8 +149,9 @@ def _seed_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int) -> 
     needs = set().union(*(make_strategy(s).needs for s in todo))
     shared = train_shared(data, subgoal_model(exp, paths), exp.acquisition, seed, needs)
     extra = {"data": {k: str(v) for k, v in paths.items()}, "experiment": asdict(exp)}
+    start = evaluate_round(shared.world_model, data, exp.acquisition.box_toggle)
     for s in todo:
-        run_pool(s, seed, data, shared, exp.acquisition, run_dir(exp, s, seed), extra)
+        run_pool(s, seed, data, shared, exp.acquisition, run_dir(exp, s, seed), extra, start)
     return {"seed": seed, "seconds": time.perf_counter() - t0, "ran": todo}
 
 
