@@ -25,3 +25,17 @@ def test_parse_seeds():
     assert parse_seeds("0-2,7") == [0, 1, 2, 7]
     with pytest.raises(ValueError):
         parse_seeds("3-1")
+
+
+def test_sample_efficiency_on_hand_computed_curves():
+    from wav.experiments.common import sample_efficiency
+
+    curves = {"random": {"acquired": [0, 50, 100], "pred_error": [6.0, 5.5, 5.0]},
+              "wav": {"acquired": [0, 50, 100], "pred_error": [6.0, 4.5, 4.0]}}
+    eff = sample_efficiency(curves)
+    assert eff["target_error"] == 5.0 and eff["labels_needed"] == 50 and eff["ratio"] == 2.0  # first point counts whole
+    curves["wav"]["pred_error"] = [6.0, 5.5, 4.5]  # crosses 5.0 halfway between 50 and 100
+    assert sample_efficiency(curves)["labels_needed"] == 75
+    curves["wav"]["pred_error"] = [6.0, 5.8, 5.6]
+    assert sample_efficiency(curves)["labels_needed"] is None
+    assert sample_efficiency({"wav": curves["wav"]}) == {}

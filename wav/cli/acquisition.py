@@ -87,6 +87,8 @@ def register_online(groups) -> None:
     p.add_argument("--video", default=None, help="action-free corpus for the subgoal generator (default: random play)")
     p.add_argument("--afs-data", default=None, help="npz whose states seed the action following score (default: test set)")
     p.add_argument("--subgoal", default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
+    p.add_argument("--models", default=None, choices=["paper", "generic"],
+                   help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
     p.set_defaults(func=cmd_online)
 
 
@@ -98,7 +100,7 @@ def cmd_online(args) -> int:
     data = AcquisitionExperiment(out=args.out, preset=args.preset, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data,
                                  subgoal=args.subgoal, **sizes)
     exp = OnlineExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, ONLINE_STRATEGIES),
-                           preset=args.preset, data=data, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address)
+                           preset=args.preset, models=args.models, data=data, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address)
     results = run(exp)
     print(open(os.path.join(args.out, "table.md")).read())
     print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")

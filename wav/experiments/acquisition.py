@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from wav.data.io import atomic_write
-from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, write_json
+from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, sample_efficiency, write_json
 from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, evaluate_round, run_pool, train_shared
 from wav.stats import mean_ci, paired_difference
 from wav.types import Transitions
@@ -202,7 +202,8 @@ def report(exp: AcquisitionExperiment) -> dict:
             common = sorted(set(rows[ref]) & set(rows[s]))
             paired[s] = {m: paired_difference([rows[ref][k].get(m, np.nan) for k in common], [rows[s][k].get(m, np.nan) for k in common]) for m in ("pred_error", "afs")}
     curves = learning_curves(exp)
-    results = {"strategies": strategies, "paired_wav_minus": paired, "curves": curves, "preset": exp.preset, "n_seeds": len(exp.seeds)}
+    results = {"strategies": strategies, "paired_wav_minus": paired, "curves": curves, "sample_efficiency": sample_efficiency(curves),
+               "preset": exp.preset, "models": exp.acquisition.models, "test_overlap": exp.test_overlap, "n_seeds": len(exp.seeds)}
     out = Path(exp.out)
     write_json(out / "results.json", results)
     (out / "table.md").write_text(markdown_table(results))
@@ -223,7 +224,8 @@ def learning_curves(exp: AcquisitionExperiment) -> dict:
         if per_round:
             rounds = sorted(per_round)
             stats = [mean_ci(per_round[r]) for r in rounds]
-            out[s] = {"labels": [labels[r] for r in rounds], "pred_error": [m for m, _, _ in stats], "ci": [[lo, hi] for _, lo, hi in stats]}
+            out[s] = {"labels": [labels[r] for r in rounds], "acquired": [labels[r] - labels[rounds[0]] for r in rounds],
+                      "pred_error": [m for m, _, _ in stats], "ci": [[lo, hi] for _, lo, hi in stats]}
     return out
 
 
@@ -236,7 +238,8 @@ def _fmt(entry: dict, m: str, digits: int = 3) -> str:
 
 def markdown_table(results: dict) -> str:
     lines = [
-        f"Acquisition (pool protocol), {results['n_seeds']} seeds, preset `{results['preset']}`: mean [95% CI]; published values in parentheses.",
+        f"Acquisition (pool protocol), {results['n_seeds']} seeds, preset `{results['preset']}`, world model `{results.get('models')}`, "
+        f"test set {'overlapping' if results.get('test_overlap') else 'excluding'} the pool: mean [95% CI]; published values in parentheses.",
         "",
         "| strategy | prediction error ↓ | dynamic accuracy ↑ | AFS ↑ | Spearman ↑ | Kendall ↑ | wav − X error (p) |",
         "|---|---|---|---|---|---|---|",
@@ -249,6 +252,12 @@ def markdown_table(results: dict) -> str:
                  _fmt(e, "afs") + (f" ({pub['afs']})" if "afs" in pub else ""), _fmt(e, "spearman") + (f" ({pub['spearman']})" if "spearman" in pub else ""),
                  _fmt(e, "kendall") + (f" ({pub['kendall']})" if "kendall" in pub else ""), diff]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    eff = results.get("sample_efficiency") or {}
+    if eff.get("labels_needed") is not None:
+        lines += ["", f"wav reaches random's final error ({eff['target_error']:.3f} at {eff['ref_labels']} acquired labels) after {eff['labels_needed']:.0f} "
+                  f"acquired labels (mean curves, linear interpolation): {eff['ratio']:.2f}x sample efficiency."]
+    elif eff:
+        lines += ["", f"wav does not reach random's final error ({eff['target_error']:.3f}) within the budget."]
     return "\n".join(lines) + "\n"
 
 

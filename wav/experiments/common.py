@@ -80,3 +80,18 @@ def scaled_schedule(cfg, n: int, sample_epochs: int):
     from dataclasses import replace
 
     return replace(cfg, epochs=min(cfg.epochs, max(30, -(-sample_epochs // max(n, 1)))))
+
+
+def sample_efficiency(curves: dict, ref: str = "random", method: str = "wav") -> dict:
+    """Labels `method` needs (mean curve, linear interpolation) to reach `ref`'s final mean error, and the ratio."""
+    if ref not in curves or method not in curves:
+        return {}
+    target = curves[ref]["pred_error"][-1]
+    x, y = np.array(curves[method]["acquired"], float), np.array(curves[method]["pred_error"], float)
+    ref_labels = curves[ref]["acquired"][-1]
+    hit = np.flatnonzero((y <= target) & (x > 0))  # conservative: the curve's first evaluated step counts whole
+    if len(hit) == 0:
+        return {"target_error": target, "labels_needed": None, "ref_labels": ref_labels, "ratio": None}
+    i = hit[0]
+    need = x[i] if i == 0 or x[i - 1] <= 0 else x[i - 1] + (x[i] - x[i - 1]) * (y[i - 1] - target) / (y[i - 1] - y[i])
+    return {"target_error": float(target), "labels_needed": float(need), "ref_labels": ref_labels, "ratio": float(ref_labels / max(need, 1e-9))}

@@ -4,13 +4,13 @@ random, uncertainty- and ensemble-driven action choice at equal env-step budgets
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from wav.experiments.acquisition import AcquisitionExperiment, prepare_data, subgoal_model
-from wav.experiments.common import is_done, read_metrics, run_jobs, write_json
+from wav.experiments.common import is_done, read_metrics, run_jobs, sample_efficiency, write_json
 from wav.loop import ONLINE_PRESETS, OnlineConfig, PoolData, run_online, train_shared
 from wav.stats import mean_ci, paired_difference
 
@@ -25,6 +25,8 @@ class OnlineExperiment:
     seeds: tuple[int, ...] = tuple(range(10))
     strategies: tuple[str, ...] = ONLINE_STRATEGIES
     preset: str = "paper"
+    models: str | None = None
+    """model preset overriding the online preset's: paper (pointer world model) | generic (like the published net)"""
     data: AcquisitionExperiment = AcquisitionExperiment()
     """where the seed set, test set, AFS states and action-free corpus come from"""
     backend: str = "local"
@@ -33,7 +35,8 @@ class OnlineExperiment:
 
     @property
     def online(self) -> OnlineConfig:
-        return ONLINE_PRESETS[self.preset]
+        cfg = ONLINE_PRESETS[self.preset]
+        return replace(cfg, models=self.models) if self.models else cfg
 
 
 def run_dir(exp: OnlineExperiment, strategy: str, seed: int) -> Path:
@@ -57,11 +60,9 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
     data = PoolData(seed_set=seed_set, pool=seed_set.subset(slice(0, 0)), test=load_transitions(paths["test"]),
                     afs_states=afs_states(afs_src.features()[0], cfg.afs_states, np.random.default_rng(50_000)))
     needs = set().union(*(make_strategy(s).needs for s in todo)) | ({"dense_inverse"} if "wav-dense" in todo else set())
-    from dataclasses import replace
-
     from wav.loop import ACQUISITION_PRESETS
 
-    acq = replace(ACQUISITION_PRESETS[exp.preset], ensemble_members=cfg.ensemble_members)
+    acq = replace(ACQUISITION_PRESETS[exp.preset], models=cfg.models, ensemble_members=cfg.ensemble_members)
     shared = train_shared(data, subgoal_model(exp.data, paths), acq, seed, needs)
     for s in todo:
         run_online(s, seed, data, shared, cfg, run_dir(exp, s, seed), {"data": {k: str(v) for k, v in paths.items()}})
@@ -115,21 +116,6 @@ def report(exp: OnlineExperiment) -> dict:
     (out / "table.md").write_text(markdown_table(results))
     plot(results, out / "figure.png")
     return results
-
-
-def sample_efficiency(curves: dict, ref: str = "random", method: str = "wav") -> dict:
-    """Labels `method` needs (mean curve, linear interpolation) to reach `ref`'s final mean error, and the ratio."""
-    if ref not in curves or method not in curves:
-        return {}
-    target = curves[ref]["pred_error"][-1]
-    x, y = np.array(curves[method]["acquired"], float), np.array(curves[method]["pred_error"], float)
-    ref_labels = curves[ref]["acquired"][-1]
-    hit = np.flatnonzero((y <= target) & (x > 0))  # conservative: the curve's first evaluated step counts whole
-    if len(hit) == 0:
-        return {"target_error": target, "labels_needed": None, "ref_labels": ref_labels, "ratio": None}
-    i = hit[0]
-    need = x[i] if i == 0 or x[i - 1] <= 0 else x[i - 1] + (x[i] - x[i - 1]) * (y[i - 1] - target) / (y[i - 1] - y[i])
-    return {"target_error": float(target), "labels_needed": float(need), "ref_labels": ref_labels, "ratio": float(ref_labels / max(need, 1e-9))}
 
 
 def markdown_table(results: dict) -> str:
