@@ -89,6 +89,8 @@ class PoolData:
     pool: Transitions
     test: Transitions
     afs_states: np.ndarray
+    extra_tests: dict[str, Transitions] = field(default_factory=dict)
+    """more test sets evaluated every round (metrics prefixed with the name), e.g. one that excludes the pool"""
 
 
 @dataclass
@@ -117,25 +119,28 @@ def ema_model(old, new, ema: float):
     return out.eval()
 
 
-def evaluate_round(world_model, data: PoolData, box_toggle: str) -> dict:
-    """Test-set prediction error, dynamic accuracy and per-action error (one pass), and the AFS."""
+def test_metrics(world_model, test: Transitions) -> dict:
+    """Prediction error, dynamic accuracy and per-action error of one test set, from one pass."""
     from wav.cycle import predict_and_loss
     from wav.evaluate import dynamic_accuracy
 
-    s, sn = data.test.features()
+    s, sn = test.features()
     preds, errs = [], []
     with torch.no_grad():
         for i in range(0, len(s), 4096):
-            p, e = predict_and_loss(world_model, *(torch.from_numpy(np.ascontiguousarray(x[i : i + 4096])) for x in (s, data.test.actions, sn)))
+            p, e = predict_and_loss(world_model, *(torch.from_numpy(np.ascontiguousarray(x[i : i + 4096])) for x in (s, test.actions, sn)))
             preds.append(p.numpy())
             errs.append(e.numpy())
     err = np.concatenate(errs)
-    return {
-        "pred_error": float(err.mean()),
-        "dynamic_accuracy": dynamic_accuracy(s, sn, np.concatenate(preds)),
-        "afs": action_following_score(world_model, data.afs_states, box_toggle),
-        "per_action_error": per_action_error(err, data.test.actions),
-    }
+    return {"pred_error": float(err.mean()), "dynamic_accuracy": dynamic_accuracy(s, sn, np.concatenate(preds)), "per_action_error": per_action_error(err, test.actions)}
+
+
+def evaluate_round(world_model, data: PoolData, box_toggle: str) -> dict:
+    """`test_metrics` of the test set (and, prefixed `<name>/`, of every extra test set) and the AFS."""
+    out = {**test_metrics(world_model, data.test), "afs": action_following_score(world_model, data.afs_states, box_toggle)}
+    for name, test in data.extra_tests.items():
+        out.update({f"{name}/{k}": v for k, v in test_metrics(world_model, test).items()})
+    return out
 
 
 def train_shared(data: PoolData, subgoal, cfg: AcquisitionConfig, seed: int, needs: set[str]) -> SharedModels:

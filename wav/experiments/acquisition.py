@@ -103,6 +103,9 @@ def prepare_data(exp: AcquisitionExperiment) -> dict[str, Path]:
     test_name = "test_overlap.npz" if exp.test_overlap else "test.npz"
     cached_transitions(out / test_name, lambda: make_testset(exp.test_per_action, None if exp.test_overlap else pool, 30_000)[0], exp.test_data)
     paths["test"] = Path(exp.test_data) if exp.test_data else out / test_name
+    if exp.test_overlap and not exp.test_data:  # the same runs also scored on the pool-excluded set: what overlap contributes
+        cached_transitions(out / "test.npz", lambda: make_testset(exp.test_per_action, pool, 30_000)[0])
+        paths["test_excl"] = out / "test.npz"
     paths["video"] = Path(exp.video) if exp.video else out / "video.npz"  # collected by subgoal_model when it has to train
     paths["afs"] = Path(exp.afs_data) if exp.afs_data else paths["test"]
     return paths
@@ -145,6 +148,7 @@ def _seed_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int) -> 
     data = PoolData(
         seed_set=load_transitions(paths["seed"]), pool=load_transitions(paths["pool"]), test=load_transitions(paths["test"]),
         afs_states=afs_states(afs_src.features()[0], exp.acquisition.afs_states, np.random.default_rng(50_000)),
+        extra_tests={"test_excl": load_transitions(paths["test_excl"])} if "test_excl" in paths else {},
     )
     needs = set().union(*(make_strategy(s).needs for s in todo))
     shared = train_shared(data, subgoal_model(exp, paths), exp.acquisition, seed, needs)
@@ -186,10 +190,11 @@ def final_rows(exp: AcquisitionExperiment) -> dict[str, dict[int, dict]]:
 def report(exp: AcquisitionExperiment) -> dict:
     """results.json (mean, 95% CI per metric; paired wav - X), table.md and figure.png, from run records."""
     rows = final_rows(exp)
+    extra = sorted({k for by_seed in rows.values() for r in by_seed.values() for k in r if k.endswith(("/pred_error", "/dynamic_accuracy"))})
     strategies = {}
     for s, by_seed in rows.items():
         entry = {"seeds": sorted(by_seed)}
-        for m in METRICS:
+        for m in METRICS + tuple(extra):
             mean, lo, hi = mean_ci([r.get(m, float("nan")) for r in by_seed.values()])
             entry[m], entry[f"{m}_ci"] = mean, [lo, hi]
         strategies[s] = entry
@@ -200,7 +205,7 @@ def report(exp: AcquisitionExperiment) -> dict:
             if s == ref:
                 continue
             common = sorted(set(rows[ref]) & set(rows[s]))
-            paired[s] = {m: paired_difference([rows[ref][k].get(m, np.nan) for k in common], [rows[s][k].get(m, np.nan) for k in common]) for m in ("pred_error", "afs")}
+            paired[s] = {m: paired_difference([rows[ref][k].get(m, np.nan) for k in common], [rows[s][k].get(m, np.nan) for k in common]) for m in ("pred_error", "afs", *(e for e in extra if e.endswith("/pred_error")))}
     curves = learning_curves(exp)
     results = {"strategies": strategies, "paired_wav_minus": paired, "curves": curves, "sample_efficiency": sample_efficiency(curves),
                "preset": exp.preset, "models": exp.acquisition.models, "test_overlap": exp.test_overlap, "n_seeds": len(exp.seeds)}
@@ -252,6 +257,14 @@ def markdown_table(results: dict) -> str:
                  _fmt(e, "afs") + (f" ({pub['afs']})" if "afs" in pub else ""), _fmt(e, "spearman") + (f" ({pub['spearman']})" if "spearman" in pub else ""),
                  _fmt(e, "kendall") + (f" ({pub['kendall']})" if "kendall" in pub else ""), diff]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    for key in sorted({k for e in results["strategies"].values() for k in e if k.endswith("/pred_error") and not k.endswith("_ci")}):
+        name = key.split("/")[0]
+        lines += ["", f"The same runs on the second test set `{name}` (excludes every transition of the pool):", "",
+                  "| strategy | prediction error ↓ | dynamic accuracy ↑ | wav − X error (p) |", "|---|---|---|---|"]
+        for s, e in results["strategies"].items():
+            pd = results["paired_wav_minus"].get(s, {}).get(key)
+            diff = f"{pd['mean']:+.3f} (p={pd['p_ttest']:.3g})" if pd else "—"
+            lines.append(f"| {s} | {_fmt(e, key)} | {_fmt(e, name + '/dynamic_accuracy')} | {diff} |")
     eff = results.get("sample_efficiency") or {}
     if eff.get("labels_needed") is not None:
         lines += ["", f"wav reaches random's final error ({eff['target_error']:.3f} at {eff['ref_labels']} acquired labels) after {eff['labels_needed']:.0f} "
