@@ -84,6 +84,7 @@ class RobosuiteSim:
             "eef_pos": np.array(data.site_xpos[eef_site]),
             "eef_mat": np.array(data.site_xmat[eef_site]).reshape(3, 3),
             "gripper_qpos": np.array(self._obs["robot0_gripper_qpos"]),
+            "joint_pos": np.array(self._obs["robot0_joint_pos"]),
         }
         name = type(env).__name__
         if name == "Lift":
