@@ -107,15 +107,13 @@ def train(experts_path, out_dir, cfg: PolicyConfig, seed: int = 0, successful_on
     trajs, env_args = load_trajectories(experts_path)
     if successful_only:
         trajs = [t for t in trajs if t.success] or trajs
-    states = np.concatenate([t.states[:-1] for t in trajs])  # (N, D)
-    actions = np.concatenate([t.actions for t in trajs])  # (N, A)
     out_dir = Path(out_dir)
     torch.set_num_threads(1)
 
     def save(pol, step, index):
         pol.save(out_dir / f"ckpt_{index + 1}.pt", task=env_args.get("task"), step=step, index=index + 1)
 
-    return train_policy(states, actions, cfg, seed, save=save, progress=progress)
+    return train_policy([(t.states, t.actions) for t in trajs], cfg, seed, save=save, progress=progress)
 
 
 def checkpoints(ckpt_dir) -> list[Path]:

@@ -28,11 +28,10 @@ def _make_actor(spec: ActorSpec, task: str, seed: int):
     if spec.kind == "policy":
         import torch
 
-        from wav.robot.policy import DiffusionPolicy
+        from wav.robot.policy import ChunkActor, DiffusionPolicy
 
-        pol = DiffusionPolicy.load(spec.checkpoint)
-        gen = torch.Generator().manual_seed(seed)
-        return (lambda env: None), lambda env, state: pol.act(state, gen)
+        actor = ChunkActor(DiffusionPolicy.load(spec.checkpoint), torch.Generator().manual_seed(seed))
+        return (lambda env: actor.reset()), lambda env, state: actor(state)
     raise ValueError(f"unknown actor kind {spec.kind!r}")
 
 
@@ -69,19 +68,34 @@ def run_episode(env, reset_actor, act, seed: int, noise_std: float, rng: np.rand
     )
 
 
+# One env per (task, camera, horizon) per process, kept across chunks: making a ManiSkill env costs ~9 s
+# on 2 cores, as much as simulating a few of its episodes. Every episode starts with reset(seed).
+_ENVS: dict[tuple, object] = {}
+
+
+def _env(task: str, camera: bool, horizon: int | None):
+    from wav.envs.manipulation import make_env
+
+    key = (task, camera, horizon)
+    if key not in _ENVS:
+        _ENVS[key] = make_env(task, camera=camera, horizon=horizon)
+    return _ENVS[key]
+
+
+def close_envs() -> None:
+    """Close the envs this process keeps for collection."""
+    while _ENVS:
+        _ENVS.popitem()[1].close()
+
+
 def _collect_chunk(task: str, spec: ActorSpec, seeds: list[int], noise_std: float, camera: bool, horizon: int | None) -> list[Trajectory]:
     import torch
 
-    from wav.envs.manipulation import make_env
-
     torch.set_num_threads(1)
-    env = make_env(task, camera=camera, horizon=horizon)
+    env = _env(task, camera, horizon)
     reset_actor, act = _make_actor(spec, task, seeds[0] if seeds else 0)
     rng = np.random.default_rng([seeds[0] if seeds else 0, 7])
-    try:
-        return [run_episode(env, reset_actor, act, s, noise_std, rng, spec.source) for s in seeds]
-    finally:
-        env.close()
+    return [run_episode(env, reset_actor, act, s, noise_std, rng, spec.source) for s in seeds]
 
 
 def collect(task: str, specs: list[tuple[ActorSpec, list[int]]], noise_std: float = 0.0, n_jobs: int = 2, camera: bool = False,
@@ -99,9 +113,12 @@ def collect(task: str, specs: list[tuple[ActorSpec, list[int]]], noise_std: floa
     bar = tqdm(total=total, desc=f"rollout {task}", disable=not progress, mininterval=2)
     out: list[Trajectory] = []
     if n_jobs <= 1:
-        for spec, seeds in jobs:
-            out += _collect_chunk(task, spec, seeds, noise_std, camera, horizon)
-            bar.update(len(seeds))
+        try:
+            for spec, seeds in jobs:
+                out += _collect_chunk(task, spec, seeds, noise_std, camera, horizon)
+                bar.update(len(seeds))
+        finally:
+            close_envs()
     else:
         results = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_collect_chunk)(task, spec, seeds, noise_std, camera, horizon) for spec, seeds in jobs
