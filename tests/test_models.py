@@ -212,3 +212,35 @@ def test_mc_dropout_passes_equal_repeated_rows(pointer):
     torch.testing.assert_close(c, c2.reshape(1, 3, 4, 36, 21).transpose(0, 1))
     torch.testing.assert_close(k, k2.reshape(1, 3, 4, 17).transpose(0, 1))
     assert not torch.allclose(c[0], c[1])  # the passes differ
+
+
+def test_generator_proposals_are_weighted_modes():
+    from wav.types import WeightedSubgoalGenerator
+
+    m = build(MixtureSubgoalGenerator, SubgoalConfig(hidden=8, code_hidden=8, codes=5, min_prior=0.15), 0)
+    assert isinstance(m, WeightedSubgoalGenerator)
+    s = _states(7)
+    sub, w = m.propose(s)
+    prior = m(s)[0].exp()  # (B, Z)
+    kept = (prior >= 0.15).sum(1)
+    assert sub.shape[:2] == w.shape and w.shape[1] == int(kept.clamp_min(1).max())
+    torch.testing.assert_close(w.sum(1), torch.ones(7))
+    assert torch.equal((w > 0).sum(1), kept.clamp_min(1))  # one proposal per kept code, the rest padding
+    pad = w == 0
+    assert torch.equal(sub[pad], s[:, None].expand_as(sub)[pad])  # padding copies the state
+
+
+def test_frozen_view_memoises_proposals():
+    from wav.models.subgoal import FrozenSubgoals
+
+    m = build(MixtureSubgoalGenerator, SubgoalConfig(hidden=8, code_hidden=8, codes=5, min_prior=0.15), 0)
+    view = FrozenSubgoals(m)
+    s = _states(9)
+    sub, w = view.propose(s)
+    ref_s, ref_w = m.propose(s)
+    torch.testing.assert_close(w, ref_w)
+    assert torch.equal(sub, ref_s)
+    with torch.no_grad():  # a changed generator is not asked again: the view serves what it memoised
+        m.prior[-1].bias += 5.0
+    sub2, w2 = view.propose(torch.cat([s[3:], s[:3]]))
+    assert torch.equal(sub2, torch.cat([sub[3:], sub[:3]])) and torch.equal(w2, torch.cat([w[3:], w[:3]]))

@@ -136,7 +136,7 @@ def verify(
     """The reverse cycle: s -> s~ ~ p(s'|s) -> a^ = h(s, s~) -> s^ = f(s, a^); score l(s~, s^).
 
     `k` proposals are sampled i.i.d. (uniform weights); `k=None` asks the generator for its weighted
-    modes instead (`subgoal.propose(states)` -> subgoals (B, K, D), probabilities (B, K)).
+    modes instead (a `wav.types.WeightedSubgoalGenerator`: subgoals (B, K, D), probabilities (B, K)).
     """
     b = states.shape[0]
     if k is None:

@@ -90,3 +90,11 @@ class SubgoalGenerator(Protocol):
 
     def sample(self, states: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
         """K plausible next states for each state: (B, D) -> (B, K, D)."""
+
+
+@runtime_checkable
+class WeightedSubgoalGenerator(SubgoalGenerator, Protocol):
+    """A subgoal generator that can also list its modes with their probabilities (`verify(..., k=None)`)."""
+
+    def propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        """Subgoals (B, K, D) and their probabilities under p(s' | s), (B, K) (rows sum to 1; 0 = padding)."""

@@ -95,7 +95,7 @@ def register(top, groups) -> None:
         p.add_argument("--data", required=True, help="transition file (.npz, published schema)")
         p.add_argument("--out", required=True, help="checkpoint path to write")
         p.add_argument("--rows", default=None, help="use only rows START:STOP of the file (e.g. :22500 to hold out the tail)")
-        p.add_argument("--preset", default="paper", help="model/training preset: paper or debug")
+        p.add_argument("--preset", default="paper", help="model/training preset: paper, generic (world model without pointer heads) or debug")
         p.add_argument("--seed", type=int, default=0, help="seed of initialisation, split, batches, dropout, mask noise")
         p.add_argument("--epochs", type=int, default=None, help="override the preset's maximum epochs")
         p.add_argument("--threads", type=int, default=None, help="torch threads (default WAV_THREADS or min(cores, 2))")
