@@ -58,6 +58,9 @@ def test_oracle_ranks_the_true_worst_candidate_first():
     scores = REGISTRY["oracle"].score(cand, models, torch.Generator().manual_seed(0))
     truth = (models.world_model.predict(cand.states, cand.actions) != cand.next_states).float().sum(1)
     assert int(scores.argmax()) == int(truth.argmax()) and torch.equal(scores, truth)
+    # the capped diagnostic saturates at WAV's cap and is the oracle below it
+    capped = REGISTRY["oracle-capped"].score(cand, Models(world_model=ToggleBlindWorldModel(), score_cap=1.0), torch.Generator())
+    assert torch.equal(capped, truth.clamp(max=1.0))
 
 
 def test_wav_with_true_generator_and_inverse_finds_the_blind_spot():

@@ -106,6 +106,15 @@ def true_error(cand: Candidates, models: Models, generator: torch.Generator) -> 
     return _per_distinct_transition(models.world_model.loss, cand)
 
 
+@register("oracle-capped", random_mix=0.1, privileged=True)
+@torch.no_grad()
+def capped_true_error(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
+    """Diagnostic: the oracle's true error saturated at WAV's score cap, so every clearly wrong candidate
+    ties (broken at random) and the batch spreads over them instead of piling onto the largest errors."""
+    err = true_error(cand, models, generator)
+    return err if models.score_cap is None else err.clamp(max=models.score_cap)
+
+
 @register("progress", random_mix=0.3, needs=("previous",), privileged=True)
 @torch.no_grad()
 def learning_progress(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
