@@ -39,3 +39,7 @@ def test_sample_efficiency_on_hand_computed_curves():
     curves["wav"]["pred_error"] = [6.0, 5.8, 5.6]
     assert sample_efficiency(curves)["labels_needed"] is None
     assert sample_efficiency({"wav": curves["wav"]}) == {}
+    # the reference gets worse with labels (online: 6.0 -> 18.0): no ratio, whatever wav does
+    curves["random"]["pred_error"] = [6.0, 12.0, 18.0]
+    eff = sample_efficiency(curves)
+    assert eff["labels_needed"] is None and eff["ratio"] is None and "did not fall" in eff["reason"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from wav.data.io import atomic_write
-from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, sample_efficiency, write_json
+from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
 from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, evaluate_round, run_pool, train_shared
 from wav.stats import mean_ci, paired_difference
 from wav.types import Transitions
@@ -265,12 +265,7 @@ def markdown_table(results: dict) -> str:
             pd = results["paired_wav_minus"].get(s, {}).get(key)
             diff = f"{pd['mean']:+.3f} (p={pd['p_ttest']:.3g})" if pd else "—"
             lines.append(f"| {s} | {_fmt(e, key)} | {_fmt(e, name + '/dynamic_accuracy')} | {diff} |")
-    eff = results.get("sample_efficiency") or {}
-    if eff.get("labels_needed") is not None:
-        lines += ["", f"wav reaches random's final error ({eff['target_error']:.3f} at {eff['ref_labels']} acquired labels) after {eff['labels_needed']:.0f} "
-                  f"acquired labels (mean curves, linear interpolation): {eff['ratio']:.2f}x sample efficiency."]
-    elif eff:
-        lines += ["", f"wav does not reach random's final error ({eff['target_error']:.3f}) within the budget."]
+    lines += efficiency_sentence(results.get("sample_efficiency") or {}, "acquired labels")
     return "\n".join(lines) + "\n"
 
 

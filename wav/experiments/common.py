@@ -83,15 +83,34 @@ def scaled_schedule(cfg, n: int, sample_epochs: int):
 
 
 def sample_efficiency(curves: dict, ref: str = "random", method: str = "wav") -> dict:
-    """Labels `method` needs (mean curve, linear interpolation) to reach `ref`'s final mean error, and the ratio."""
+    """Labels `method` needs (mean curve, linear interpolation) to reach `ref`'s final mean error, and the ratio.
+
+    Undefined (labels_needed None, with a `reason`) when `ref` ends no lower than it started: then any
+    curve "reaches" its final error at once and a ratio would only measure that the reference got worse."""
     if ref not in curves or method not in curves:
         return {}
     target = curves[ref]["pred_error"][-1]
     x, y = np.array(curves[method]["acquired"], float), np.array(curves[method]["pred_error"], float)
     ref_labels = curves[ref]["acquired"][-1]
+    if target >= curves[ref]["pred_error"][0]:
+        return {"target_error": float(target), "labels_needed": None, "ref_labels": ref_labels, "ratio": None,
+                "reason": f"{ref}'s error did not fall with more labels ({curves[ref]['pred_error'][0]:.3f} -> {target:.3f})"}
     hit = np.flatnonzero((y <= target) & (x > 0))  # conservative: the curve's first evaluated step counts whole
     if len(hit) == 0:
-        return {"target_error": target, "labels_needed": None, "ref_labels": ref_labels, "ratio": None}
+        return {"target_error": float(target), "labels_needed": None, "ref_labels": ref_labels, "ratio": None}
     i = hit[0]
     need = x[i] if i == 0 or x[i - 1] <= 0 else x[i - 1] + (x[i] - x[i - 1]) * (y[i - 1] - target) / (y[i - 1] - y[i])
     return {"target_error": float(target), "labels_needed": float(need), "ref_labels": ref_labels, "ratio": float(ref_labels / max(need, 1e-9))}
+
+
+def efficiency_sentence(eff: dict, unit: str) -> list[str]:
+    """The report's line on sample efficiency (`unit`: what the x axis counts)."""
+    if not eff:
+        return []
+    if eff.get("labels_needed") is not None:
+        return ["", f"wav reaches random's final error ({eff['target_error']:.3f} at {eff['ref_labels']} {unit}) after {eff['labels_needed']:.0f} "
+                f"{unit} (mean curves, linear interpolation): {eff['ratio']:.2f}x sample efficiency."]
+    if eff.get("reason"):
+        return ["", f"Sample efficiency is undefined: {eff['reason']}."]
+    return ["", f"wav does not reach random's final error ({eff['target_error']:.3f}) within the budget."]
+

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from wav.experiments.acquisition import AcquisitionExperiment, prepare_data, subgoal_model
-from wav.experiments.common import is_done, read_metrics, run_jobs, sample_efficiency, write_json
+from wav.experiments.common import is_done, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
 from wav.loop import ONLINE_PRESETS, OnlineConfig, PoolData, run_online, train_shared
 from wav.stats import mean_ci, paired_difference
 
@@ -127,11 +127,7 @@ def markdown_table(results: dict) -> str:
         cells = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, (lo, hi) in zip(c["pred_error"], c["ci"])]
         pd = results["paired_wav_minus"].get(s)
         lines.append(f"| {s} | " + " | ".join(cells) + " | " + (f"{pd['mean']:+.3f} (p={pd['p_ttest']:.3g})" if pd else "—") + " |")
-    eff = results.get("sample_efficiency") or {}
-    if eff.get("labels_needed") is not None:
-        lines += ["", f"wav reaches random's final error ({eff['target_error']:.3f} at {eff['ref_labels']} steps) after {eff['labels_needed']:.0f} steps: {eff['ratio']:.2f}x sample efficiency."]
-    elif eff:
-        lines += ["", f"wav does not reach random's final error ({eff['target_error']:.3f}) within the budget."]
+    lines += efficiency_sentence(results.get("sample_efficiency") or {}, "steps")
     return "\n".join(lines) + "\n"
 
 
