@@ -94,19 +94,21 @@ def main() -> None:
     # ---- part 2: refit recipe trade-off on the development set
     trade = []
     seeds = [int(s) for s in args.seeds.split(",")]
+    recipes = ((15, 64), (40, 32), (100, 32))
+    dev_data = PoolData(seed_set, pool, dev, afs)
     for models_name in ("paper", "generic"):
         wcfg = model_preset(models_name).world_model
-        for epochs, batch in ((15, 64), (40, 32), (100, 32)):
-            errs, secs = [], []
-            for s in seeds:
-                wm, _ = train_world_model(seed_set, wcfg, model_preset(models_name).world_model_train, s)
-                rng = np.random.default_rng(s)
-                lab = Transitions.concat([seed_set, pool.subset(rng.choice(len(pool), 100, replace=False))])
+        errs, secs = {r: [] for r in recipes}, {r: [] for r in recipes}
+        for s in seeds:  # one seed-set model and one labelled set per seed, refit with each recipe
+            wm, _ = train_world_model(seed_set, wcfg, model_preset(models_name).world_model_train, s)
+            rng = np.random.default_rng(s)
+            lab = Transitions.concat([seed_set, pool.subset(rng.choice(len(pool), 100, replace=False))])
+            for epochs, batch in recipes:
                 refit = replace(cfg.refit, epochs=epochs, batch_size=batch)
                 (w2, _), t = timed(lambda: train_world_model(lab, wcfg, refit, s + 1, copy.deepcopy(wm)))
-                errs.append(evaluate_round(w2, PoolData(seed_set, pool, dev, afs), cfg.box_toggle)["pred_error"])
-                secs.append(t)
-            trade.append((models_name, epochs, batch, float(np.mean(errs)), float(np.std(errs)), float(np.mean(secs))))
+                errs[epochs, batch].append(evaluate_round(w2, dev_data, cfg.box_toggle)["pred_error"])
+                secs[epochs, batch].append(t)
+        trade += [(models_name, e, b, float(np.mean(errs[e, b])), float(np.std(errs[e, b])), float(np.mean(secs[e, b]))) for e, b in recipes]
 
     lines = [
         "# Acquisition protocol: where the time goes (benchmarks/acquisition.py)", "",

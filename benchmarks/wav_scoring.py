@@ -34,6 +34,7 @@ def main() -> None:
 
     from wav.acquire import Models
     from wav.acquire.baselines import true_error
+    from wav.acquire.verifier import action_table
     from wav.config import model_preset
     from wav.cycle import distinct_rows, verify
     from wav.data.collect import collect
@@ -68,8 +69,7 @@ def main() -> None:
             results = [verify(uniq[i : i + 4096], subgoal, inv, wm, None) for i in range(0, len(uniq), 4096)]
             for cap in caps:
                 for reduce in ("min", "expected", "conditional"):
-                    table = torch.cat([torch.stack([r.action_scores(torch.full((len(r.states),), a), reduce, cap) for a in range(7)], 1) for r in results])
-                    scores = table[where, cand.actions].double().numpy()
+                    scores = torch.cat([action_table(r, 7, reduce, cap) for r in results])[where, cand.actions.long()].double().numpy()
                     order = np.argsort(-scores, kind="stable")
                     rc = rank_correlation(scores, oracle)
                     acts = np.bincount(pool.actions[order[:50]], minlength=7).tolist()

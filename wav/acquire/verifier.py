@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from wav.acquire.base import Candidates, Models, register
-from wav.cycle import distinct_rows, forward_first, uniform_discrete_actions, verify
+from wav.cycle import CycleResult, distinct_rows, forward_first, uniform_discrete_actions, verify
 
 CHUNK = 2048
 
@@ -22,18 +22,17 @@ def cycle_scores(cand: Candidates, models: Models, generator: torch.Generator, i
     """
     first, where = distinct_rows(cand.states)
     uniq = cand.states[first]
-    per_state, per_action = [], []
+    per_state = []  # one chunk's cycle at a time: its intermediates are (CHUNK, K, D) tensors
     for i in range(0, len(uniq), CHUNK):
         res = verify(uniq[i : i + CHUNK], models.subgoal, inverse, models.world_model, models.k, generator)
-        per_state.append(res.state_scores())
-        if match_action:
-            # score of every action id for each state: (B, n_actions)
-            acts = torch.arange(models.n_actions)
-            per_action.append(torch.stack([res.action_scores(acts[j].expand(len(res.states)), models.reduce, models.score_cap) for j in range(models.n_actions)], 1))
-    if not match_action:
-        return torch.cat(per_state)[where]
-    table = torch.cat(per_action)  # (U, n_actions)
-    return table[where, cand.actions.long()]
+        per_state.append(action_table(res, models.n_actions, models.reduce, models.score_cap) if match_action else res.state_scores())
+    scores = torch.cat(per_state)  # (U, n_actions) or (U,)
+    return scores[where, cand.actions.long()] if match_action else scores[where]
+
+
+def action_table(res: CycleResult, n_actions: int, reduce: str, cap: float | None) -> Tensor:
+    """Score of every action id at each state of a cycle result (CycleResult.action_scores): (B, n_actions)."""
+    return torch.stack([res.action_scores(torch.full((len(res.states),), a), reduce, cap) for a in range(n_actions)], 1)
 
 
 @register("wav")
