@@ -77,12 +77,26 @@ def test_wav_with_true_generator_and_inverse_finds_the_blind_spot():
 def test_bald_zero_when_passes_agree_and_positive_when_they_disagree():
     from wav.models import nets
 
+    norm = lambda x, sl: nets.block_log_softmax(x, sl)  # noqa: E731  (the models return normalised log-probs)
     logits = torch.randn(1, 4, 36, 21).expand(5, -1, -1, -1)
-    carried = torch.randn(1, 4, 17).expand(5, -1, -1)
-    same = categorical_bald(logits, carried, nets.CELL_SLICES, nets.CARRIED_SLICES)
+    carried = norm(torch.randn(1, 4, 17).expand(5, -1, -1), nets.CARRIED_SLICES)
+    same = categorical_bald(norm(logits, nets.CELL_SLICES), carried, nets.CELL_SLICES, nets.CARRIED_SLICES)
     assert torch.allclose(same, torch.zeros(4), atol=1e-5)
-    noisy = categorical_bald(logits + 3 * torch.randn(5, 4, 36, 21), carried, nets.CELL_SLICES, nets.CARRIED_SLICES)
+    noisy = categorical_bald(norm(logits + 3 * torch.randn(5, 4, 36, 21), nets.CELL_SLICES), carried, nets.CELL_SLICES, nets.CARRIED_SLICES)
     assert torch.all(noisy > 0.1)
+
+
+def test_bald_matches_the_per_head_definition():
+    """H[mean p] - mean H[p] per head and cell, max over cells, summed over heads, + 10 x Var[E id]."""
+    from wav.models import nets
+
+    g = torch.Generator().manual_seed(0)
+    c = nets.block_log_softmax(2 * torch.randn(6, 3, 36, 21, generator=g), nets.CELL_SLICES)
+    k = nets.block_log_softmax(2 * torch.randn(6, 3, 17, generator=g), nets.CARRIED_SLICES)
+    ent = lambda p: -(p * p.log()).sum(-1)  # noqa: E731
+    want = sum((ent(c[..., sl].exp().mean(0)) - ent(c[..., sl].exp()).mean(0)).max(-1).values for sl in nets.CELL_SLICES)
+    want = want + 10 * sum((k[..., sl].exp() * torch.arange(sl.stop - sl.start)).sum(-1).var(0, unbiased=False) for sl in nets.CARRIED_SLICES)
+    torch.testing.assert_close(categorical_bald(c, k, nets.CELL_SLICES, nets.CARRIED_SLICES), want)
 
 
 def test_progress_is_true_loss_in_round_one_and_difference_after():

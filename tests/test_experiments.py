@@ -42,6 +42,16 @@ def test_reproduce_acquisition_debug_resumes_and_is_deterministic(tmp_path, caps
     shutil.rmtree(run)
     assert main(args) == 0
     assert (run / "metrics.jsonl").read_text() == before
+    # ... whatever the schedule: two parallel workers, one fit per (seed, model), one job per run
+    other = out / "runs" / "uncertainty" / "seed0"
+    before_other = (other / "metrics.jsonl").read_text()
+    shutil.rmtree(run)
+    shutil.rmtree(other)
+    two = list(args)
+    two[two.index("--jobs") + 1] = "2"
+    assert main(two) == 0
+    assert (run / "metrics.jsonl").read_text() == before
+    assert (other / "metrics.jsonl").read_text() == before_other
 
 
 def test_reproduce_online_debug(tmp_path, capsys):

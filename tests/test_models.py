@@ -202,16 +202,34 @@ def test_iid_subgoals_follow_the_prior():
 
 
 @pytest.mark.parametrize("pointer", [True, False])
-def test_mc_dropout_passes_equal_repeated_rows(pointer):
-    """mc_logits shares the first conv and the inputs across passes; the result must equal running the
-    repeated batch with the same dropout draws."""
-    s, a = _states(4), torch.arange(4) % N_ACTIONS
-    m = build(GridWorldModel, WorldModelConfig(hidden=8, layers=2, pointer=pointer), 0)
+def test_mc_dropout_pass_is_one_network_shared_by_its_rows(pointer):
+    """Each MC pass draws one dropout mask per layer for all its rows (one sampled network): a state
+    repeated in the batch gets the same prediction within a pass; the passes differ; no pass is the
+    deterministic model."""
+    s = _states(1).repeat(4, 1)
+    a = torch.full((4,), 3)
+    m = build(GridWorldModel, WorldModelConfig(hidden=8, layers=2, pointer=pointer, dropout=0.3), 0)
     c, k = m.mc_logits(s, a, 3, torch.Generator().manual_seed(5))  # (T, M, B, ...)
-    c2, k2 = m.logits(s.repeat(3, 1), a.repeat(3), torch.Generator().manual_seed(5))  # (M, T*B, ...)
-    torch.testing.assert_close(c, c2.reshape(1, 3, 4, 36, 21).transpose(0, 1))
-    torch.testing.assert_close(k, k2.reshape(1, 3, 4, 17).transpose(0, 1))
-    assert not torch.allclose(c[0], c[1])  # the passes differ
+    assert c.shape == (3, 1, 4, 36, 21) and k.shape == (3, 1, 4, 17)
+    torch.testing.assert_close(c, c[:, :, :1].expand_as(c))
+    torch.testing.assert_close(k, k[:, :, :1].expand_as(k))
+    assert not torch.allclose(c[0], c[1])
+    assert not torch.allclose(c[0, 0], m.logits(s, a)[0])
+
+
+def test_frozen_subgoal_memo_round_trips():
+    """The proposals memo exported once per experiment and imported by each run gives the same proposals."""
+    from wav.models.subgoal import FrozenSubgoals
+
+    m = build(MixtureSubgoalGenerator, SubgoalConfig(hidden=8, code_hidden=8, codes=5, min_prior=0.1), 0)
+    s = _states(6)
+    a = FrozenSubgoals(m)
+    a.warm(s, chunk=4)
+    b = FrozenSubgoals(m)
+    b.import_modes(a.export_modes())
+    assert b._modes.keys() == a._modes.keys()
+    for x, y in zip(a.propose(s), b.propose(s)):
+        assert torch.equal(x, y)
 
 
 def test_generator_proposals_are_weighted_modes():

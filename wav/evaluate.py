@@ -107,7 +107,7 @@ def subgoal_quality(states: np.ndarray, samples: np.ndarray, successors: np.ndar
 # --------------------------------------------------------------------------- model runners
 
 
-def _batched(fn, *arrays: np.ndarray, batch: int = 4096) -> np.ndarray:
+def _batched(fn, *arrays: np.ndarray, batch: int = 512) -> np.ndarray:
     outs = []
     with torch.no_grad():
         for i in range(0, len(arrays[0]), batch):

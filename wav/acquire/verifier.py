@@ -9,7 +9,7 @@ from torch import Tensor
 from wav.acquire.base import Candidates, Models, register
 from wav.cycle import CycleResult, distinct_rows, forward_first, uniform_discrete_actions, verify
 
-CHUNK = 2048
+CHUNK = 256  # start states per cycle call (x K proposals each)
 
 
 def cycle_scores(cand: Candidates, models: Models, generator: torch.Generator, inverse, match_action: bool = True) -> Tensor:
@@ -35,18 +35,18 @@ def action_table(res: CycleResult, n_actions: int, reduce: str, cap: float | Non
     return torch.stack([res.action_scores(torch.full((len(res.states),), a), reduce, cap) for a in range(n_actions)], 1)
 
 
-@register("wav")
+@register("wav", needs=("subgoal",))
 def wav_scores(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
     return cycle_scores(cand, models, generator, models.inverse)
 
 
-@register("wav-dense", needs=("dense_inverse",))
+@register("wav-dense", needs=("dense_inverse", "subgoal"))
 def wav_dense_scores(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
     """WAV with the vanilla (unmasked) inverse model."""
     return cycle_scores(cand, models, generator, models.dense_inverse)
 
 
-@register("wav-state")
+@register("wav-state", needs=("subgoal",))
 def wav_state_scores(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
     """WAV scored per start state only (the authors' pool variant: the candidate's action is ignored)."""
     return cycle_scores(cand, models, generator, models.inverse, match_action=False)

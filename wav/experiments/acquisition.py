@@ -15,7 +15,7 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
-from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, evaluate_round, run_pool, train_shared
+from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, evaluate_round, run_pool
 from wav.stats import mean_ci, paired_difference
 from wav.types import Transitions
 
@@ -132,46 +132,134 @@ def run_dir(exp: AcquisitionExperiment, strategy: str, seed: int) -> Path:
     return Path(exp.out) / "runs" / strategy / f"seed{seed}"
 
 
-def _seed_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int) -> dict:
-    """Every strategy of one seed (the seed-set models are trained once and shared); skips finished runs."""
+# relative cost of a strategy's run, so that the parallel runs start with the longest (better packing)
+RUN_COST = {"uncertainty": 5, "ensemble": 4, "wav": 3, "wav-dense": 3, "wav-state": 3, "forward-first": 2}
+
+
+def _pool_data(exp: AcquisitionExperiment, paths: dict[str, Path]) -> PoolData:
     from wav.data.io import load_transitions
     from wav.metrics import afs_states
-    from wav.acquire import make_strategy
-    from wav.runtime import set_threads
 
-    set_threads(1)
-    todo = [s for s in exp.strategies if not is_done(run_dir(exp, s, seed))]
-    if not todo:
-        return {"seed": seed, "seconds": 0.0, "ran": []}
-    t0 = time.perf_counter()
     afs_src = load_transitions(paths["afs"])
-    data = PoolData(
+    return PoolData(
         seed_set=load_transitions(paths["seed"]), pool=load_transitions(paths["pool"]), test=load_transitions(paths["test"]),
         afs_states=afs_states(afs_src.features()[0], exp.acquisition.afs_states, np.random.default_rng(50_000)),
         extra_tests={"test_excl": load_transitions(paths["test_excl"])} if "test_excl" in paths else {},
     )
-    needs = set().union(*(make_strategy(s).needs for s in todo))
-    shared = train_shared(data, subgoal_model(exp, paths), exp.acquisition, seed, needs)
+
+
+def _fingerprint(model, pool_path: Path) -> str:
+    """Identity of (generator weights, pool file) for the proposal cache."""
+    import hashlib
+
+    h = hashlib.sha1(str(Path(pool_path).resolve()).encode())
+    for v in model.state_dict().values():
+        h.update(v.numpy().tobytes())
+    return h.hexdigest()
+
+
+def proposals_path(exp: AcquisitionExperiment) -> Path:
+    return Path(exp.out) / "cache" / "proposals.npz"
+
+
+def _proposals_job(exp: AcquisitionExperiment, paths: dict[str, Path]) -> dict:
+    """The frozen generator's weighted modes at every distinct pool state, computed once per experiment
+    (every seed's `wav` runs read them: the generator and the pool are the same for all seeds)."""
+    from wav.data.io import load_transitions
+    from wav.loop import frozen_subgoals
+    from wav.runtime import set_threads
+    from wav.cycle import distinct_rows
+
+    import torch
+
+    set_threads(1)
+    t0 = time.perf_counter()
+    model = subgoal_model(exp, paths)
+    path, key = proposals_path(exp), _fingerprint(model, paths["pool"])
+    if path.exists() and str(np.load(path)["fingerprint"]) == key:
+        return {"kind": "proposals", "seconds": 0.0}
+    states = torch.from_numpy(load_transitions(paths["pool"]).features()[0])
+    sub = frozen_subgoals(model)
+    sub.warm(states[distinct_rows(states)[0]])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: np.savez(tmp, fingerprint=key, **sub.export_modes()))
+    return {"kind": "proposals", "seconds": time.perf_counter() - t0}
+
+
+def _fit_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int, part: str) -> dict:
+    """One seed-set model of one seed (and, for the world model, the round-0 evaluation every strategy shares)."""
+    from wav.data.io import load_transitions
+    from wav.loop import train_shared_part
+    from wav.runtime import set_threads
+
+    set_threads(1)
+    t0 = time.perf_counter()
+    model = train_shared_part(load_transitions(paths["seed"]), exp.acquisition, seed, part)
+    start = evaluate_round(model, _pool_data(exp, paths), exp.acquisition.box_toggle) if part == "world_model" else None
+    return {"kind": "fit", "seed": seed, "part": part, "model": model, "start": start, "seconds": time.perf_counter() - t0}
+
+
+def _strategy_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int, strategy: str, parts: dict, start: dict) -> dict:
+    """One (strategy, seed) run from the seed's shared models."""
+    from wav.acquire import make_strategy
+    from wav.loop import shared_models
+    from wav.runtime import set_threads
+
+    set_threads(1)
+    t0 = time.perf_counter()
+    data = _pool_data(exp, paths)
+    uses_generator = "subgoal" in make_strategy(strategy).needs
+    shared = shared_models(subgoal_model(exp, paths) if uses_generator else None, parts)
+    cache = proposals_path(exp)
+    if uses_generator and cache.exists() and hasattr(shared.subgoal, "import_modes"):
+        table = np.load(cache)
+        if str(table["fingerprint"]) == _fingerprint(shared.subgoal.model, paths["pool"]):
+            shared.subgoal.import_modes({k: table[k] for k in ("keys", "counts", "subgoals", "weights")})
     extra = {"data": {k: str(v) for k, v in paths.items()}, "experiment": asdict(exp)}
-    start = evaluate_round(shared.world_model, data, exp.acquisition.box_toggle)
-    for s in todo:
-        run_pool(s, seed, data, shared, exp.acquisition, run_dir(exp, s, seed), extra, start)
-    return {"seed": seed, "seconds": time.perf_counter() - t0, "ran": todo}
+    run_pool(strategy, seed, data, shared, exp.acquisition, run_dir(exp, strategy, seed), extra, start)
+    return {"kind": "strategy", "seed": seed, "strategy": strategy, "seconds": time.perf_counter() - t0}
+
+
+def _job(kind: str, *args) -> dict:
+    return {"proposals": _proposals_job, "fit": _fit_job, "strategy": _strategy_job}[kind](*args)
 
 
 def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
-    """Run (or resume) every (strategy, seed) and write the report; returns results.json's content."""
+    """Run (or resume) every (strategy, seed) and write the report; returns results.json's content.
+
+    Two waves of parallel jobs: (1) the seed-set fits, one job per (seed, model), and the generator's
+    proposals over the pool (once per experiment); (2) one job per (strategy, seed), longest first.
+    Every run draws from its own (seed, strategy) streams, so the schedule never changes a result."""
+    from wav.acquire import make_strategy
+    from wav.loop import shared_parts
+
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = prepare_data(exp)
-    subgoal_model(exp, paths)  # train once before the seed jobs fan out
+    subgoal_model(exp, paths)  # train once before the jobs fan out
     t0 = time.perf_counter()
-    done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address)
-    ran = [d for d in done if d["ran"]]
+    todo = [(seed, s) for seed in exp.seeds for s in exp.strategies if not is_done(run_dir(exp, s, seed))]
+    needs = {seed: set().union(*(make_strategy(s).needs for k, s in todo if k == seed)) for seed, _ in todo}
+    wave1 = [("fit", exp, paths, seed, part) for seed in needs for part in shared_parts(needs[seed])]
+    if any("subgoal" in n for n in needs.values()):
+        wave1.insert(0, ("proposals", exp, paths))
+    fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address)
+    parts = {seed: {} for seed in needs}
+    starts = {}
+    for f in fits:
+        if f["kind"] == "fit":
+            parts[f["seed"]][f["part"]] = f["model"]
+            if f["start"] is not None:
+                starts[f["seed"]] = f["start"]
+    wave2 = sorted(todo, key=lambda j: (-RUN_COST.get(j[1], 1), j[0]))
+    runs = run_jobs(_job, [("strategy", exp, paths, seed, s, parts[seed], starts[seed]) for seed, s in wave2], exp.backend, exp.jobs, exp.ray_address)
     wall = time.perf_counter() - t0
     results = report(exp)
-    results["seconds_per_seed"] = float(np.mean([d["seconds"] for d in ran])) if ran else 0.0
+    n_seeds = len(needs)
+    results["seconds_per_seed"] = wall / n_seeds if n_seeds else 0.0
+    results["cpu_seconds_per_seed"] = sum(j["seconds"] for j in fits + runs) / n_seeds if n_seeds else 0.0
     results["wall_seconds"] = wall
+    results["jobs"] = exp.jobs
     write_json(out / "results.json", results)
     return results
 

@@ -64,10 +64,9 @@ class MixtureSubgoalGenerator(nn.Module):
         parts = [cell, hand[:, None].expand(-1, cell.shape[1], -1)]
         if self.cfg.pointer:
             parts += [agent[..., None], front[..., None]]
-        h = self.trunk(nets.grid_image(torch.cat(parts, -1)))  # (B, 1, C, W, H)
-        at_front = torch.einsum("bcn,bn->bc", h[:, 0].flatten(-2), front)  # (B, C) at the front cell
-        g = torch.cat([nets.pooled(h)[:, 0], at_front], -1)  # (B, 3C)
-        out = {"cell": cell, "hand": hand, "feats": nets.per_cell(h)[:, 0], "prior_in": g, "carried_in": g}
+        h = self.trunk(nets.grid_image(torch.cat(parts, -1)))  # (B, 36, 1, C)
+        g = torch.cat([nets.pooled(h), nets.at_cell(h, front)], -1)[:, 0]  # (B, 3C): pooled, and at the front cell
+        out = {"cell": cell, "hand": hand, "feats": h[:, :, 0], "prior_in": g, "carried_in": g}
         if self.cfg.pointer:
             fc = nets.front_as_carried(cell, front)
             out["carried_in"] = torch.cat([g, fc, hand], -1)
@@ -116,7 +115,7 @@ class MixtureSubgoalGenerator(nn.Module):
         return torch.cat([self._sample(states[i : i + chunk], k, generator, distinct) for i in range(0, len(states), chunk)], 0)
 
     @torch.no_grad()
-    def propose(self, states: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+    def propose(self, states: Tensor, chunk: int = 512) -> tuple[Tensor, Tensor]:
         """The weighted proposals of the verification cycle (`verify(..., k=None)`): every code with prior
         >= `min_prior`, decoded to its most likely next state, with probability p(z | s) renormalised over
         those codes. (B, D) -> subgoals (B, K, D) long and weights (B, K), K = the most codes any state
@@ -191,3 +190,28 @@ class FrozenSubgoals:
             sg, w = self._modes[key]
             out_s[i, : len(w)], out_w[i, : len(w)] = sg, w
         return out_s, out_w
+
+    def warm(self, states: Tensor, chunk: int = 512) -> None:
+        """Memoise the proposals of every state in `states` (e.g. a whole pool, once per experiment)."""
+        for i in range(0, len(states), chunk):
+            self.propose(states[i : i + chunk])
+
+    def export_modes(self) -> dict[str, np.ndarray]:
+        """The memo as arrays: state keys (U, D) uint8, modes per state (U,), subgoals (S, D) uint8, weights (S,)."""
+        keys = list(self._modes)
+        d = len(keys[0]) if keys else 0
+        return {
+            "keys": np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), d),
+            "counts": np.array([len(self._modes[k][1]) for k in keys], np.int64),
+            "subgoals": np.concatenate([self._modes[k][0].numpy().astype(np.uint8) for k in keys]) if keys else np.zeros((0, d), np.uint8),
+            "weights": np.concatenate([self._modes[k][1].numpy() for k in keys]).astype(np.float32) if keys else np.zeros(0, np.float32),
+        }
+
+    def import_modes(self, table: dict[str, np.ndarray]) -> None:
+        """Add the modes of `export_modes` (of the same generator) to the memo."""
+        ends = np.cumsum(table["counts"])
+        starts = ends - table["counts"]
+        sg = torch.from_numpy(table["subgoals"].astype(np.int64))
+        w = torch.from_numpy(table["weights"])
+        for key, a, b in zip(table["keys"], starts, ends):
+            self._modes[key.tobytes()] = (sg[a:b], w[a:b])

@@ -75,19 +75,17 @@ class GridWorldModel(nn.Module):
         Dropout is on iff `generator` is given; `passes` = T stochastic passes at once, rows pass-major
         (M, T*B, ...)."""
         x, cell, hand = self.inputs(states, actions)
-        h = self.trunk(x, generator, passes)  # (T*B, M, C, W, H)
+        per = self.trunk(x, generator, passes)  # (T*B, 36, M, C)
         rep = (lambda t: t.repeat(passes, *([1] * (t.ndim - 1)))) if passes > 1 else (lambda t: t)  # inputs of every pass
-        per = nets.per_cell(h).transpose(1, 2)  # (T*B, 36, M, C)
         c = self.cell_head(per).permute(2, 0, 1, 3).contiguous()  # (M, T*B, 36, 21); per-channel ops on a strided view are ~10x slower
         front = nets.agent_cells(states)[1]  # (B, 36)
-        at_front = torch.einsum("bmcn,bn->bmc", h.flatten(-2), rep(front))  # (T*B, M, C) at the agent's front cell
-        g = [nets.pooled(h), at_front]
+        g = [nets.pooled(per), nets.at_cell(per, rep(front))]  # (T*B, M, 2C), (T*B, M, C) at the agent's front cell
         if self.cfg.pointer:
             fc = nets.front_as_carried(cell, front)  # (B, 17)
             act = F.one_hot(actions.long(), N_ACTIONS).float()
-            g.append(rep(torch.cat([fc, hand, act], -1))[:, None].expand(-1, h.shape[1], -1))  # (T*B, M, 41)
+            g.append(rep(torch.cat([fc, hand, act], -1))[:, None].expand(-1, per.shape[2], -1))  # (T*B, M, 41)
         p = torch.relu(self.carried_hidden(torch.cat(g, -1)))  # (T*B, M, C)
-        p = nets.dropout(p, self.cfg.dropout, generator)
+        p = nets.dropout(p, self.cfg.dropout, generator, passes)
         k = self.carried_head(p)  # (T*B, M, 17)
         if not self.cfg.pointer:
             c = nets.block_log_softmax(c + self.copy_cell * rep(cell), nets.CELL_SLICES)
