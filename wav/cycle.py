@@ -95,7 +95,15 @@ class CycleResult:
 
 
 def predict_and_loss(world_model: WorldModel, states: Tensor, actions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-    """The world model's prediction and its loss on `targets`, in one pass when the model offers it."""
+    """The world model's prediction and its loss on `targets`, in one pass when the model offers it.
+
+    A model with `predict_and_losses` runs once per distinct (state, action) and scores every target
+    against its row's prediction (the verification cycle maps many subgoals of a state to one action)."""
+    if hasattr(world_model, "predict_and_losses"):
+        first, where = distinct_rows(states, actions.reshape(len(actions), -1))
+        if len(first) < len(states):
+            pred, loss = world_model.predict_and_losses(states[first], actions[first], targets, where)
+            return pred[where], loss
     if hasattr(world_model, "predict_and_loss"):
         return world_model.predict_and_loss(states, actions, targets)
     return world_model.predict(states, actions), world_model.loss(states, actions, targets)

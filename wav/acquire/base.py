@@ -47,7 +47,7 @@ class Strategy:
     name: str
     score_fn: Callable[[Candidates, Models, torch.Generator], Tensor]
     random_mix: float = 0.0
-    needs: frozenset = frozenset()  # extra models: "ensemble", "dense_inverse", "previous", "subgoal" (the generator)
+    needs: frozenset = frozenset()  # extra models: "inverse", "dense_inverse", "ensemble", "previous", "subgoal" (the generator)
     privileged: bool = False  # reads the true outcomes
 
     def score(self, cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:

@@ -35,7 +35,7 @@ def categorical_bald(cell_log_probs: Tensor, carried_log_probs: Tensor, slices, 
     """
     blocks = _block_matrix(slices, cell_log_probs.shape[-1])  # (L, heads)
     p = cell_log_probs.exp()
-    each = -(p * cell_log_probs.clamp_min(-100.0)) @ blocks  # (T, B, 36, heads) entropies
+    each = -(p * cell_log_probs) @ blocks  # (T, B, 36, heads) entropies (the log-probabilities are finite)
     mean = p.mean(0)
     mi = -(mean * torch.log(mean.clamp_min(1e-12))) @ blocks - each.mean(0)  # (B, 36, heads)
     ids = torch.zeros(carried_log_probs.shape[-1], len(carried_slices))

@@ -35,7 +35,7 @@ def action_table(res: CycleResult, n_actions: int, reduce: str, cap: float | Non
     return torch.stack([res.action_scores(torch.full((len(res.states),), a), reduce, cap) for a in range(n_actions)], 1)
 
 
-@register("wav", needs=("subgoal",))
+@register("wav", needs=("subgoal", "inverse"))
 def wav_scores(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
     return cycle_scores(cand, models, generator, models.inverse)
 
@@ -46,13 +46,13 @@ def wav_dense_scores(cand: Candidates, models: Models, generator: torch.Generato
     return cycle_scores(cand, models, generator, models.dense_inverse)
 
 
-@register("wav-state", needs=("subgoal",))
+@register("wav-state", needs=("subgoal", "inverse"))
 def wav_state_scores(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
     """WAV scored per start state only (the authors' pool variant: the candidate's action is ignored)."""
     return cycle_scores(cand, models, generator, models.inverse, match_action=False)
 
 
-@register("forward-first")
+@register("forward-first", needs=("inverse",))
 def forward_first_scores(cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
     """The rejected forward-first cycle, per candidate: roll f(s, a), invert, mismatch with a (0/1)."""
     out = []

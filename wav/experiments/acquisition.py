@@ -15,7 +15,7 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
-from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, evaluate_round, run_pool
+from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, evaluate_round, pool_oracle, run_pool
 from wav.stats import mean_ci, paired_difference
 from wav.types import Transitions
 
@@ -195,20 +195,28 @@ def _fit_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int, part
     set_threads(1)
     t0 = time.perf_counter()
     model = train_shared_part(load_transitions(paths["seed"]), exp.acquisition, seed, part)
-    start = evaluate_round(model, _pool_data(exp, paths), exp.acquisition.box_toggle) if part == "world_model" else None
+    start = None
+    if part == "world_model":
+        data = _pool_data(exp, paths)
+        start = {"metrics": evaluate_round(model, data, exp.acquisition.box_toggle), "oracle": pool_oracle(model, data.pool)}
     return {"kind": "fit", "seed": seed, "part": part, "model": model, "start": start, "seconds": time.perf_counter() - t0}
 
 
 def _strategy_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int, strategy: str, parts: dict, start: dict) -> dict:
-    """One (strategy, seed) run from the seed's shared models."""
+    """One (strategy, seed) run from the seed's shared models and their round-0 records (`_fit_job`)."""
     from wav.acquire import make_strategy
-    from wav.loop import shared_models
+    from wav.loop import shared_models, shared_parts, train_shared_part
     from wav.runtime import set_threads
 
     set_threads(1)
     t0 = time.perf_counter()
     data = _pool_data(exp, paths)
-    uses_generator = "subgoal" in make_strategy(strategy).needs
+    needs = make_strategy(strategy).needs
+    parts = dict(parts)
+    for part in shared_parts(needs):  # a seed-set model that only this run uses is fit here
+        if part not in parts:
+            parts[part] = train_shared_part(data.seed_set, exp.acquisition, seed, part)
+    uses_generator = "subgoal" in needs
     shared = shared_models(subgoal_model(exp, paths) if uses_generator else None, parts)
     cache = proposals_path(exp)
     if uses_generator and cache.exists() and hasattr(shared.subgoal, "import_modes"):
@@ -216,7 +224,7 @@ def _strategy_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int,
         if str(table["fingerprint"]) == _fingerprint(shared.subgoal.model, paths["pool"]):
             shared.subgoal.import_modes({k: table[k] for k in ("keys", "counts", "subgoals", "weights")})
     extra = {"data": {k: str(v) for k, v in paths.items()}, "experiment": asdict(exp)}
-    run_pool(strategy, seed, data, shared, exp.acquisition, run_dir(exp, strategy, seed), extra, start)
+    run_pool(strategy, seed, data, shared, exp.acquisition, run_dir(exp, strategy, seed), extra, start["metrics"], start["oracle"])
     return {"kind": "strategy", "seed": seed, "strategy": strategy, "seconds": time.perf_counter() - t0}
 
 
@@ -227,8 +235,10 @@ def _job(kind: str, *args) -> dict:
 def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     """Run (or resume) every (strategy, seed) and write the report; returns results.json's content.
 
-    Two waves of parallel jobs: (1) the seed-set fits, one job per (seed, model), and the generator's
-    proposals over the pool (once per experiment); (2) one job per (strategy, seed), longest first.
+    Two waves of parallel jobs: (1) the seed-set fits, one job per (seed, model) for the world model
+    and for each model that several runs of the seed share, and the generator's proposals over the pool
+    (once per experiment); (2) one job per (strategy, seed), longest first, which fits any seed-set
+    model that only it uses (usually the sparse inverse model of `wav`).
     Every run draws from its own (seed, strategy) streams, so the schedule never changes a result."""
     from wav.acquire import make_strategy
     from wav.loop import shared_parts
@@ -239,11 +249,14 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     subgoal_model(exp, paths)  # train once before the jobs fan out
     t0 = time.perf_counter()
     todo = [(seed, s) for seed in exp.seeds for s in exp.strategies if not is_done(run_dir(exp, s, seed))]
-    needs = {seed: set().union(*(make_strategy(s).needs for k, s in todo if k == seed)) for seed, _ in todo}
-    wave1 = [("fit", exp, paths, seed, part) for seed in needs for part in shared_parts(needs[seed])]
-    if any("subgoal" in n for n in needs.values()):
+    needs = {seed: [make_strategy(s).needs for k, s in todo if k == seed] for seed, _ in todo}
+    # wave 1 fits the world model of every seed and each other seed-set model that two or more runs share
+    wave1 = [("fit", exp, paths, seed, part) for seed in needs for part in shared_parts(set().union(*needs[seed]))
+             if part == "world_model" or sum(part in n for n in needs[seed]) > 1]
+    if any("subgoal" in n for per_seed in needs.values() for n in per_seed):
         wave1.insert(0, ("proposals", exp, paths))
     fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address)
+    t1 = time.perf_counter()
     parts = {seed: {} for seed in needs}
     starts = {}
     for f in fits:
@@ -259,6 +272,8 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     results["seconds_per_seed"] = wall / n_seeds if n_seeds else 0.0
     results["cpu_seconds_per_seed"] = sum(j["seconds"] for j in fits + runs) / n_seeds if n_seeds else 0.0
     results["wall_seconds"] = wall
+    results["wave_seconds"] = {"fits": t1 - t0, "runs": wall - (t1 - t0)}
+    results["job_seconds"] = [{k: v for k, v in j.items() if k not in ("model", "start")} for j in fits + runs]
     results["jobs"] = exp.jobs
     write_json(out / "results.json", results)
     return results

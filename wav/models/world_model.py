@@ -122,6 +122,13 @@ class GridWorldModel(nn.Module):
         logp, probs = mixture_log_probs(c), k.exp().mean(0)
         return nets.decode(logp, probs), prediction_error(logp, probs, next_states, self.cfg.carried_weight)
 
+    def predict_and_losses(self, states: Tensor, actions: Tensor, targets: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """Predictions (U, D) of U (state, action) rows, and the Prediction Error (N,) of each of N
+        targets under the prediction of its row `rows[i]`: one forward pass for many targets."""
+        c, k = self.logits(states, actions)
+        logp, probs = mixture_log_probs(c), k.exp().mean(0)
+        return nets.decode(logp, probs), prediction_error(logp[rows], probs[rows], targets, self.cfg.carried_weight)
+
     def training_loss(self, states: Tensor, actions: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Scalar objective: cross-entropy summed over the cells' channels and the carried (colour, type),
         summed over members, mean over the batch. The published error averages the cells, which scales the
