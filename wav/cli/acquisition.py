@@ -89,6 +89,8 @@ def register_online(groups) -> None:
     p.add_argument("--subgoal", default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
     p.add_argument("--models", default=None, choices=["paper", "generic"],
                    help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
+    p.add_argument("--explore-test", type=int, default=None,
+                   help="transitions of the second test set, random play in the explored env (0: none; default 5000, debug 300)")
     p.set_defaults(func=cmd_online)
 
 
@@ -100,7 +102,8 @@ def cmd_online(args) -> int:
     data = AcquisitionExperiment(out=args.out, preset=args.preset, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data,
                                  subgoal=args.subgoal, **sizes)
     exp = OnlineExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, ONLINE_STRATEGIES),
-                           preset=args.preset, models=args.models, data=data, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address)
+                           preset=args.preset, models=args.models, data=data, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address,
+                           explore_test=args.explore_test if args.explore_test is not None else (300 if args.preset == "debug" else 5000))
     results = run(exp)
     print(open(os.path.join(args.out, "table.md")).read())
     print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")

@@ -29,6 +29,9 @@ class OnlineExperiment:
     """model preset overriding the online preset's: paper (pointer world model) | generic (like the published net)"""
     data: AcquisitionExperiment = AcquisitionExperiment()
     """where the seed set, test set, AFS states and action-free corpus come from"""
+    explore_test: int = 5000
+    """transitions of a second test set from random play in the explored env (0: none). The policy test
+    set's pickups and swaps always succeed; an explorer's mostly do nothing, so both distributions are scored"""
     backend: str = "local"
     jobs: int = 2
     ray_address: str | None = None
@@ -58,7 +61,8 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
     afs_src = load_transitions(paths["afs"])
     seed_set = load_transitions(paths["seed"])
     data = PoolData(seed_set=seed_set, pool=seed_set.subset(slice(0, 0)), test=load_transitions(paths["test"]),
-                    afs_states=afs_states(afs_src.features()[0], cfg.afs_states, np.random.default_rng(50_000)))
+                    afs_states=afs_states(afs_src.features()[0], cfg.afs_states, np.random.default_rng(50_000)),
+                    extra_tests={"test_explore": load_transitions(paths["test_explore"])} if "test_explore" in paths else {})
     needs = set().union(*(make_strategy(s).needs for s in todo)) | ({"dense_inverse"} if "wav-dense" in todo else set())
     from wav.loop import ACQUISITION_PRESETS
 
@@ -72,6 +76,15 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
 def run(exp: OnlineExperiment) -> dict:
     Path(exp.out).mkdir(parents=True, exist_ok=True)
     paths = prepare_data(exp.data)
+    if exp.explore_test:
+        from wav.data.collect import collect
+        from wav.experiments.common import cached_transitions
+
+        path = Path(exp.out) / "data" / f"test_explore_{exp.explore_test}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cached_transitions(path, lambda: collect(exp.online.env_id, {"box_toggle": exp.online.box_toggle}, "random", exp.explore_test, 77_000,
+                                                 episode_steps=exp.online.episode_steps)[0])
+        paths["test_explore"] = path
     subgoal_model(exp.data, paths)
     done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address)
     ran = [d for d in done if d["ran"]]
@@ -84,33 +97,21 @@ def run(exp: OnlineExperiment) -> dict:
 def report(exp: OnlineExperiment) -> dict:
     """results.json (error vs acquired labels with CIs, final-step stats, paired wav - X, sample efficiency),
     table.md and figure.png, from the run records only."""
-    curves, finals = {}, {}
-    for s in exp.strategies:
-        by_step: dict[int, dict[int, float]] = {}
-        for seed in exp.seeds:
-            if not is_done(run_dir(exp, s, seed)):
-                continue
-            for r in read_metrics(run_dir(exp, s, seed)):
-                by_step.setdefault(r["steps"], {})[seed] = r["pred_error"]
-        if not by_step:
-            continue
-        steps = sorted(by_step)
-        st = [mean_ci(list(by_step[x].values())) for x in steps]
-        curves[s] = {"acquired": steps, "pred_error": [m for m, _, _ in st], "ci": [[lo, hi] for _, lo, hi in st]}
-        finals[s] = by_step[steps[-1]]
+    curves, finals = _curves(exp, "pred_error")
     strategies = {}
     for s, per_seed in finals.items():
         m, lo, hi = mean_ci(list(per_seed.values()))
         strategies[s] = {"pred_error": m, "pred_error_ci": [lo, hi], "seeds": sorted(per_seed)}
-    paired = {}
-    if "wav" in finals:
-        for s in finals:
-            if s != "wav":
-                common = sorted(set(finals["wav"]) & set(finals[s]))
-                paired[s] = paired_difference([finals["wav"][k] for k in common], [finals[s][k] for k in common])
-    efficiency = sample_efficiency(curves)
-    results = {"strategies": strategies, "curves": curves, "paired_wav_minus": paired, "sample_efficiency": efficiency,
+    paired = _paired(finals)
+    results = {"strategies": strategies, "curves": curves, "paired_wav_minus": paired, "sample_efficiency": sample_efficiency(curves),
                "preset": exp.preset, "n_seeds": len(exp.seeds), "online": asdict(exp.online)}
+    explore_curves, explore_finals = _curves(exp, "test_explore/pred_error")
+    if explore_curves:  # the second test set, from random play in the explored env
+        for s, per_seed in explore_finals.items():
+            m, lo, hi = mean_ci(list(per_seed.values()))
+            strategies[s].update({"explore_pred_error": m, "explore_pred_error_ci": [lo, hi]})
+        results.update({"curves_explore": explore_curves, "paired_wav_minus_explore": _paired(explore_finals),
+                        "sample_efficiency_explore": sample_efficiency(explore_curves)})
     out = Path(exp.out)
     write_json(out / "results.json", results)
     (out / "table.md").write_text(markdown_table(results))
@@ -118,16 +119,54 @@ def report(exp: OnlineExperiment) -> dict:
     return results
 
 
-def markdown_table(results: dict) -> str:
-    lines = [f"Online exploration (Algorithm 1), {results['n_seeds']} seeds, preset `{results['preset']}`: prediction error on the balanced test set, mean [95% CI].", ""]
-    steps = next(iter(results["curves"].values()))["acquired"] if results["curves"] else []
-    lines.append("| strategy | " + " | ".join(f"{s} steps" for s in steps) + " | wav − X at the end (p) |")
-    lines.append("|---|" + "---|" * (len(steps) + 1))
-    for s, c in results["curves"].items():
+def _curves(exp: OnlineExperiment, key: str) -> tuple[dict, dict]:
+    """strategy -> error-vs-steps curve (mean, CI) of metric `key`, and strategy -> seed -> final value."""
+    curves, finals = {}, {}
+    for s in exp.strategies:
+        by_step: dict[int, dict[int, float]] = {}
+        for seed in exp.seeds:
+            if not is_done(run_dir(exp, s, seed)):
+                continue
+            for r in read_metrics(run_dir(exp, s, seed)):
+                if key in r:
+                    by_step.setdefault(r["steps"], {})[seed] = r[key]
+        if not by_step:
+            continue
+        steps = sorted(by_step)
+        st = [mean_ci(list(by_step[x].values())) for x in steps]
+        curves[s] = {"acquired": steps, "pred_error": [m for m, _, _ in st], "ci": [[lo, hi] for _, lo, hi in st]}
+        finals[s] = by_step[steps[-1]]
+    return curves, finals
+
+
+def _paired(finals: dict) -> dict:
+    if "wav" not in finals:
+        return {}
+    out = {}
+    for s in finals:
+        if s != "wav":
+            common = sorted(set(finals["wav"]) & set(finals[s]))
+            out[s] = paired_difference([finals["wav"][k] for k in common], [finals[s][k] for k in common])
+    return out
+
+
+def _table(title: str, curves: dict, paired: dict) -> list[str]:
+    steps = next(iter(curves.values()))["acquired"] if curves else []
+    lines = [title, "", "| strategy | " + " | ".join(f"{s} steps" for s in steps) + " | wav − X at the end (p) |", "|---|" + "---|" * (len(steps) + 1)]
+    for s, c in curves.items():
         cells = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, (lo, hi) in zip(c["pred_error"], c["ci"])]
-        pd = results["paired_wav_minus"].get(s)
+        pd = paired.get(s)
         lines.append(f"| {s} | " + " | ".join(cells) + " | " + (f"{pd['mean']:+.3f} (p={pd['p_ttest']:.3g})" if pd else "—") + " |")
+    return lines
+
+
+def markdown_table(results: dict) -> str:
+    lines = _table(f"Online exploration (Algorithm 1), {results['n_seeds']} seeds, preset `{results['preset']}`: prediction error on the balanced test set, mean [95% CI].",
+                   results["curves"], results["paired_wav_minus"])
     lines += efficiency_sentence(results.get("sample_efficiency") or {}, "steps")
+    if results.get("curves_explore"):
+        lines += [""] + _table("The same runs on the test set from random play in the explored env (`test_explore`):", results["curves_explore"], results["paired_wav_minus_explore"])
+        lines += efficiency_sentence(results.get("sample_efficiency_explore") or {}, "steps")
     return "\n".join(lines) + "\n"
 
 
@@ -139,16 +178,18 @@ def plot(results: dict, path: Path) -> None:
 
     from wav.data.io import atomic_write
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for s, c in results["curves"].items():
-        x = np.array(c["acquired"])
-        lo, hi = np.array(c["ci"]).T
-        ax.plot(x, c["pred_error"], marker="o", label=s, lw=2.5 if s == "wav" else 1.5)
-        ax.fill_between(x, lo, hi, alpha=0.15)
-    ax.set_xlabel("env steps (acquired labels)")
-    ax.set_ylabel("prediction error (balanced test set)")
-    ax.set_title(f"Online exploration, {results['n_seeds']} seeds (95% CI)")
-    ax.legend()
+    panels = [("curves", "balanced policy test set")] + ([("curves_explore", "random-play test set (explored env)")] if results.get("curves_explore") else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (key, name) in zip(axes[0], panels):
+        for s, c in results[key].items():
+            x = np.array(c["acquired"])
+            lo, hi = np.array(c["ci"]).T
+            ax.plot(x, c["pred_error"], marker="o", label=s, lw=2.5 if s == "wav" else 1.5)
+            ax.fill_between(x, lo, hi, alpha=0.15)
+        ax.set_xlabel("env steps (acquired labels)")
+        ax.set_ylabel(f"prediction error ({name})")
+        ax.set_title(f"Online exploration, {results['n_seeds']} seeds (95% CI)")
+        ax.legend()
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
