@@ -122,10 +122,8 @@ def ema_model(old, new, ema: float):
 
 def test_metrics(world_model, test: Transitions) -> dict:
     """Prediction error, dynamic accuracy and per-action error of one test set, from one pass."""
-    from wav.cycle import predict_and_loss
+    from wav.cycle import distinct_rows, predict_and_loss
     from wav.evaluate import dynamic_accuracy
-
-    from wav.cycle import distinct_rows
 
     s, sn = test.features()
     rows = [torch.from_numpy(np.ascontiguousarray(x)) for x in (s, test.actions, sn)]

@@ -162,6 +162,17 @@ def proposals_path(exp: AcquisitionExperiment) -> Path:
     return Path(exp.out) / "cache" / "proposals.npz"
 
 
+def _cached_proposals(exp: AcquisitionExperiment, paths: dict[str, Path], model) -> dict[str, np.ndarray] | None:
+    """The proposal memo of `_proposals_job` when it was made by this generator on this pool, else None."""
+    path = proposals_path(exp)
+    if not path.exists():
+        return None
+    table = np.load(path)
+    if str(table["fingerprint"]) != _fingerprint(model, paths["pool"]):
+        return None
+    return {k: table[k] for k in ("keys", "counts", "subgoals", "weights")}
+
+
 def _proposals_job(exp: AcquisitionExperiment, paths: dict[str, Path]) -> dict:
     """The frozen generator's weighted modes at every distinct pool state, computed once per experiment
     (every seed's `wav` runs read them: the generator and the pool are the same for all seeds)."""
@@ -175,14 +186,13 @@ def _proposals_job(exp: AcquisitionExperiment, paths: dict[str, Path]) -> dict:
     set_threads(1)
     t0 = time.perf_counter()
     model = subgoal_model(exp, paths)
-    path, key = proposals_path(exp), _fingerprint(model, paths["pool"])
-    if path.exists() and str(np.load(path)["fingerprint"]) == key:
+    if _cached_proposals(exp, paths, model) is not None:
         return {"kind": "proposals", "seconds": 0.0}
     states = torch.from_numpy(load_transitions(paths["pool"]).features()[0])
     sub = frozen_subgoals(model)
     sub.warm(states[distinct_rows(states)[0]])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: np.savez(tmp, fingerprint=key, **sub.export_modes()))
+    key = _fingerprint(model, paths["pool"])
+    atomic_write(proposals_path(exp), lambda tmp: np.savez(tmp, fingerprint=key, **sub.export_modes()))
     return {"kind": "proposals", "seconds": time.perf_counter() - t0}
 
 
@@ -218,11 +228,9 @@ def _strategy_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int,
             parts[part] = train_shared_part(data.seed_set, exp.acquisition, seed, part)
     uses_generator = "subgoal" in needs
     shared = shared_models(subgoal_model(exp, paths) if uses_generator else None, parts)
-    cache = proposals_path(exp)
-    if uses_generator and cache.exists() and hasattr(shared.subgoal, "import_modes"):
-        table = np.load(cache)
-        if str(table["fingerprint"]) == _fingerprint(shared.subgoal.model, paths["pool"]):
-            shared.subgoal.import_modes({k: table[k] for k in ("keys", "counts", "subgoals", "weights")})
+    table = _cached_proposals(exp, paths, shared.subgoal.model) if uses_generator and hasattr(shared.subgoal, "import_modes") else None
+    if table is not None:
+        shared.subgoal.import_modes(table)
     extra = {"data": {k: str(v) for k, v in paths.items()}, "experiment": asdict(exp)}
     run_pool(strategy, seed, data, shared, exp.acquisition, run_dir(exp, strategy, seed), extra, start["metrics"], start["oracle"])
     return {"kind": "strategy", "seed": seed, "strategy": strategy, "seconds": time.perf_counter() - t0}

@@ -63,7 +63,7 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
     data = PoolData(seed_set=seed_set, pool=seed_set.subset(slice(0, 0)), test=load_transitions(paths["test"]),
                     afs_states=afs_states(afs_src.features()[0], cfg.afs_states, np.random.default_rng(50_000)),
                     extra_tests={"test_explore": load_transitions(paths["test_explore"])} if "test_explore" in paths else {})
-    needs = set().union(*(make_strategy(s).needs for s in todo)) | ({"dense_inverse"} if "wav-dense" in todo else set())
+    needs = set().union(*(make_strategy(s).needs for s in todo))
     from wav.loop import ACQUISITION_PRESETS
 
     acq = replace(ACQUISITION_PRESETS[exp.preset], models=cfg.models, ensemble_members=cfg.ensemble_members)
@@ -98,18 +98,14 @@ def report(exp: OnlineExperiment) -> dict:
     """results.json (error vs acquired labels with CIs, final-step stats, paired wav - X, sample efficiency),
     table.md and figure.png, from the run records only."""
     curves, finals = _curves(exp, "pred_error")
-    strategies = {}
-    for s, per_seed in finals.items():
-        m, lo, hi = mean_ci(list(per_seed.values()))
-        strategies[s] = {"pred_error": m, "pred_error_ci": [lo, hi], "seeds": sorted(per_seed)}
+    strategies = {s: {**_final(per_seed, "pred_error"), "seeds": sorted(per_seed)} for s, per_seed in finals.items()}
     paired = _paired(finals)
     results = {"strategies": strategies, "curves": curves, "paired_wav_minus": paired, "sample_efficiency": sample_efficiency(curves),
                "preset": exp.preset, "n_seeds": len(exp.seeds), "online": asdict(exp.online)}
     explore_curves, explore_finals = _curves(exp, "test_explore/pred_error")
     if explore_curves:  # the second test set, from random play in the explored env
         for s, per_seed in explore_finals.items():
-            m, lo, hi = mean_ci(list(per_seed.values()))
-            strategies[s].update({"explore_pred_error": m, "explore_pred_error_ci": [lo, hi]})
+            strategies[s].update(_final(per_seed, "explore_pred_error"))
         results.update({"curves_explore": explore_curves, "paired_wav_minus_explore": _paired(explore_finals),
                         "sample_efficiency_explore": sample_efficiency(explore_curves)})
     out = Path(exp.out)
@@ -137,6 +133,12 @@ def _curves(exp: OnlineExperiment, key: str) -> tuple[dict, dict]:
         curves[s] = {"acquired": steps, "pred_error": [m for m, _, _ in st], "ci": [[lo, hi] for _, lo, hi in st]}
         finals[s] = by_step[steps[-1]]
     return curves, finals
+
+
+def _final(per_seed: dict, name: str) -> dict:
+    """{name: mean, name_ci: [lo, hi]} of one strategy's final values over seeds."""
+    m, lo, hi = mean_ci(list(per_seed.values()))
+    return {name: m, f"{name}_ci": [lo, hi]}
 
 
 def _paired(finals: dict) -> dict:

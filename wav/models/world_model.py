@@ -118,16 +118,16 @@ class GridWorldModel(nn.Module):
 
     def predict_and_loss(self, states: Tensor, actions: Tensor, next_states: Tensor) -> tuple[Tensor, Tensor]:
         """`predict` and `loss` from one forward pass (the verification cycle needs both)."""
-        c, k = self.logits(states, actions)
-        logp, probs = mixture_log_probs(c), k.exp().mean(0)
-        return nets.decode(logp, probs), prediction_error(logp, probs, next_states, self.cfg.carried_weight)
+        return self.predict_and_losses(states, actions, next_states)
 
-    def predict_and_losses(self, states: Tensor, actions: Tensor, targets: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    def predict_and_losses(self, states: Tensor, actions: Tensor, targets: Tensor, rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Predictions (U, D) of U (state, action) rows, and the Prediction Error (N,) of each of N
-        targets under the prediction of its row `rows[i]`: one forward pass for many targets."""
+        targets under the prediction of its row `rows[i]` (None: target i belongs to row i): one forward
+        pass for many targets."""
         c, k = self.logits(states, actions)
         logp, probs = mixture_log_probs(c), k.exp().mean(0)
-        return nets.decode(logp, probs), prediction_error(logp[rows], probs[rows], targets, self.cfg.carried_weight)
+        at = (lambda t: t) if rows is None else (lambda t: t[rows])
+        return nets.decode(logp, probs), prediction_error(at(logp), at(probs), targets, self.cfg.carried_weight)
 
     def training_loss(self, states: Tensor, actions: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Scalar objective: cross-entropy summed over the cells' channels and the carried (colour, type),
