@@ -17,7 +17,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -105,13 +104,13 @@ def main() -> None:
     ap.add_argument("--skip", choices=("none", "one-seed", "trade-off"), default="none")
     args = ap.parse_args()
 
-    from wav.runtime import set_threads
+    from wav.runtime import cpu_description, set_threads
 
     set_threads(1)
     Path(args.work).mkdir(parents=True, exist_ok=True)
     lines = ["# Acquisition protocol: where the time goes (benchmarks/acquisition.py)", "",
              f"Command: `python benchmarks/acquisition.py --official $WAV_OFFICIAL_DATA --subgoal {args.subgoal} --out {args.out}`  ",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 torch thread per worker; "
+             f"Machine: {cpu_description()}, torch {torch.__version__}, 1 torch thread per worker; "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average at the start {os.getloadavg()[0]:.1f}.", ""]
     if args.skip != "one-seed":
         lines += one_seed(args) + [""]

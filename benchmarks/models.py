@@ -29,7 +29,7 @@ from wav.data.io import load_transitions
 from wav.envs.minigrid.encoding import to_features
 from wav.envs.minigrid.states import random_states
 from wav.models import GridWorldModel, MixtureSubgoalGenerator, SparseInverseModel
-from wav.runtime import set_threads, torch_generator
+from wav.runtime import cpu_description, set_threads, torch_generator
 from wav.train import build, load_checkpoint, train_inverse, train_subgoal, train_world_model
 
 FILES = {
@@ -99,7 +99,7 @@ def main() -> None:
         "# Model costs (benchmarks/models.py)",
         "",
         f"Command: `{cmd}`  ",
-        f"Machine: {platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, {args.threads} torch thread(s), "
+        f"Machine: {cpu_description()}, Python {platform.python_version()}, torch {torch.__version__}, {args.threads} torch thread(s), "
         f"on a shared 2-core box (other jobs running); measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "| measurement | result | target |",

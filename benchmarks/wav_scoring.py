@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -43,7 +42,7 @@ def main() -> None:
     from wav.loop import _tensors
     from wav.metrics import rank_correlation
     from wav.models.subgoal import FrozenSubgoals
-    from wav.runtime import set_threads
+    from wav.runtime import cpu_description, set_threads
     from wav.train import load_checkpoint, train_inverse, train_world_model
 
     set_threads(1)
@@ -78,7 +77,7 @@ def main() -> None:
     out = [
         "# WAV's candidate score: reductions and cap (benchmarks/wav_scoring.py)", "",
         f"Command: `python benchmarks/wav_scoring.py --official $WAV_OFFICIAL_DATA --subgoal {args.subgoal} --out {args.out}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"Machine: {cpu_description()}, torch {torch.__version__}, 1 thread; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{time.perf_counter() - t0:.0f} s in all.", "",
         f"Development pool: {len(pool):,} multi-task transitions of our env (collection seed 123); models trained on the published 200 seed "
         "transitions; weighted modes of the generator (`verify(..., k=None)`). Top-50/100 = mean oracle error of the candidates a round would take "

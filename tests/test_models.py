@@ -262,3 +262,47 @@ def test_frozen_view_memoises_proposals():
         m.prior[-1].bias += 5.0
     sub2, w2 = view.propose(torch.cat([s[3:], s[:3]]))
     assert torch.equal(sub2, torch.cat([sub[3:], sub[:3]])) and torch.equal(w2, torch.cat([w[3:], w[:3]]))
+
+
+def test_block_log_softmax_matches_a_log_softmax_per_block_with_gradients():
+    """The shifted two-product form equals one log-softmax per block, value and gradient, including rows
+    where one block lies far below another (the exact per-block fallback)."""
+    x = torch.randn(5, 36, nets.N_CELL_LOGITS, dtype=torch.float64) * 4
+    x[0, 0, nets.CELL_SLICES[0]] += 200.0  # the type block dwarfs the others: their exp-sums underflow after the row shift
+    for logits in (x[1:], x):
+        a, b = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+        ref = torch.cat([torch.log_softmax(b[..., s], -1) for s in nets.CELL_SLICES], -1)
+        out = nets.block_log_softmax(a, nets.CELL_SLICES)
+        torch.testing.assert_close(out, ref)
+        w = torch.randn_like(ref)
+        (out * w).sum().backward()
+        (ref * w).sum().backward()
+        torch.testing.assert_close(a.grad, b.grad)
+        assert torch.isfinite(out).all()
+
+
+def test_cell_inputs_are_the_concatenated_one_hots_and_reject_bad_actions():
+    s = _states(6)
+    a = torch.arange(6) % N_ACTIONS
+    ref = torch.cat([nets.cell_onehot(s), nets.carried_onehot(s)[:, None].expand(-1, 36, -1),
+                     torch.nn.functional.one_hot(a, N_ACTIONS).float()[:, None].expand(-1, 36, -1)], -1)
+    assert torch.equal(nets.cell_inputs(s, a, N_ACTIONS), ref)
+    for bad in (-1, N_ACTIONS):
+        with pytest.raises(ValueError, match="actions"):
+            nets.cell_inputs(s, torch.full((6,), bad), N_ACTIONS)
+
+
+def test_frozen_subgoal_import_keeps_the_modes_it_already_holds():
+    """Importing a memo that overlaps the view's own keeps every state's proposals as the generator gave them."""
+    from wav.models.subgoal import FrozenSubgoals
+
+    m = build(MixtureSubgoalGenerator, SubgoalConfig(hidden=8, code_hidden=8, codes=5, min_prior=0.1), 0)
+    s = _states(8)
+    full = FrozenSubgoals(m)
+    full.warm(s)
+    part = FrozenSubgoals(m)
+    part.propose(s[2:5])
+    part.import_modes(full.export_modes())
+    assert len(part._modes) == len(full._modes)
+    for x, y in zip(part.propose(s), m.propose(s)):
+        assert torch.equal(x, y)

@@ -17,14 +17,6 @@ def _chunked(fn, *tensors: Tensor, chunk: int = CHUNK) -> Tensor:
     return torch.cat([fn(*(t[i : i + chunk] for t in tensors)) for i in range(0, len(tensors[0]), chunk)])
 
 
-def _block_matrix(slices, n: int) -> Tensor:
-    """(n, len(slices)) indicator of which block each of n classes belongs to."""
-    m = torch.zeros(n, len(slices))
-    for j, sl in enumerate(slices):
-        m[sl, j] = 1.0
-    return m
-
-
 def categorical_bald(cell_log_probs: Tensor, carried_log_probs: Tensor, slices, carried_slices, carried_weight: float = 10.0) -> Tensor:
     """BALD over T stochastic predictions: cells (T, B, 36, L), carried (T, B, Lc) -> (B,).
 
@@ -33,7 +25,9 @@ def categorical_bald(cell_log_probs: Tensor, carried_log_probs: Tensor, slices, 
     plus `carried_weight` x the variance over passes of the expected carried ids (as published).
     The per-block sums are one matrix product with the block indicator, not one op per head.
     """
-    blocks = _block_matrix(slices, cell_log_probs.shape[-1])  # (L, heads)
+    from wav.models.nets import block_indicator
+
+    blocks = block_indicator(slices, cell_log_probs.shape[-1])  # (L, heads)
     p = cell_log_probs.exp()
     each = -(p * cell_log_probs) @ blocks  # (T, B, 36, heads) entropies (the log-probabilities are finite)
     mean = p.mean(0)

@@ -263,7 +263,7 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
              if part == "world_model" or sum(part in n for n in needs[seed]) > 1]
     if any("subgoal" in n for per_seed in needs.values() for n in per_seed):
         wave1.insert(0, ("proposals", exp, paths))
-    fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address)
+    fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address, desc="seed-set fits" if progress else None)
     t1 = time.perf_counter()
     parts = {seed: {} for seed in needs}
     starts = {}
@@ -273,7 +273,8 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
             if f["start"] is not None:
                 starts[f["seed"]] = f["start"]
     wave2 = sorted(todo, key=lambda j: (-RUN_COST.get(j[1], 1), j[0]))
-    runs = run_jobs(_job, [("strategy", exp, paths, seed, s, parts[seed], starts[seed]) for seed, s in wave2], exp.backend, exp.jobs, exp.ray_address)
+    runs = run_jobs(_job, [("strategy", exp, paths, seed, s, parts[seed], starts[seed]) for seed, s in wave2], exp.backend, exp.jobs, exp.ray_address,
+                    desc="strategy runs" if progress else None)
     wall = time.perf_counter() - t0
     results = report(exp)
     n_seeds = len(needs)

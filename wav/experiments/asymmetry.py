@@ -160,7 +160,7 @@ def run_sweep(exp: AsymmetryExperiment) -> dict:
         jobs = [(exp, tuple(exp.x_values), files, s) for s in exp.seeds]
     else:
         jobs = [(exp, (x,), files, s) for s in exp.seeds for x in exp.x_values]  # seed-major: whole sweeps finish first
-    run_jobs(_sweep_job, jobs, exp.backend, exp.jobs, exp.ray_address)
+    run_jobs(_sweep_job, jobs, exp.backend, exp.jobs, exp.ray_address, desc="asymmetry runs")
     return report_sweep(exp, files)
 
 
@@ -342,7 +342,7 @@ def egocentric_mask(states: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, f
 def run_idm_ood(exp: IdmOodExperiment) -> dict:
     files = idm_ood_data(exp)
     jobs = [(exp, proto, f, v, s) for proto, f in files.items() for v in ("sparse", "vanilla") for s in exp.seeds]
-    run_jobs(_ood_job, jobs, exp.backend, exp.jobs, exp.ray_address)
+    run_jobs(_ood_job, jobs, exp.backend, exp.jobs, exp.ray_address, desc="idm-ood runs")
     return report_idm_ood(exp, files)
 
 

@@ -24,25 +24,50 @@ def cached_transitions(path: Path, make: Callable[[], Transitions], given: str |
     return tr
 
 
-def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs: int = 2, ray_address: str | None = None) -> list:
-    """Run fn(*job) for every job: in parallel processes (joblib) or on a Ray cluster."""
-    jobs = list(jobs)
-    if backend == "local":
-        from joblib import Parallel, delayed
+def _indexed(fn: Callable, i: int, job: tuple) -> tuple[int, object]:
+    return i, fn(*job)
 
-        if n_jobs == 1 or len(jobs) == 1:
-            return [fn(*j) for j in jobs]
-        return Parallel(n_jobs=min(n_jobs, len(jobs)), backend="loky")(delayed(fn)(*j) for j in jobs)
-    if backend == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise ValueError("backend 'ray' needs Ray: pip install -c constraints.txt -e '.[ray]'") from None
-        if not ray.is_initialized():
-            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
-        remote = ray.remote(num_cpus=1)(fn)
-        return ray.get([remote.remote(*j) for j in jobs])
-    raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+
+def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs: int = 2, ray_address: str | None = None,
+             desc: str | None = None) -> list:
+    """Run fn(*job) for every job, in parallel processes (joblib) or on a Ray cluster; results in job
+    order. With `desc`, a progress bar counts finished jobs."""
+    from tqdm.auto import tqdm
+
+    jobs = list(jobs)
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+    bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=desc is None or not jobs)
+    results: list = [None] * len(jobs)
+    try:
+        if backend == "local" and (n_jobs == 1 or len(jobs) == 1):
+            for i, j in enumerate(jobs):
+                results[i] = fn(*j)
+                bar.update()
+        elif backend == "local":
+            from joblib import Parallel, delayed
+
+            par = Parallel(n_jobs=min(n_jobs, len(jobs)), backend="loky", return_as="generator_unordered")
+            for i, r in par(delayed(_indexed)(fn, i, j) for i, j in enumerate(jobs)):  # dispatched in job order
+                results[i] = r
+                bar.update()
+        else:
+            try:
+                import ray
+            except ImportError:
+                raise ValueError("backend 'ray' needs Ray: pip install -c constraints.txt -e '.[ray]'") from None
+            if not ray.is_initialized():
+                ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+            remote = ray.remote(num_cpus=1)(fn)
+            refs = [remote.remote(*j) for j in jobs]
+            pending = list(refs)
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                bar.update(len(done))
+            results = ray.get(refs)
+    finally:
+        bar.close()
+    return results
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

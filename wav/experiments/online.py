@@ -86,7 +86,7 @@ def run(exp: OnlineExperiment) -> dict:
                                                  episode_steps=exp.online.episode_steps)[0])
         paths["test_explore"] = path
     subgoal_model(exp.data, paths)
-    done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address)
+    done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address, desc="online seeds")
     ran = [d for d in done if d["ran"]]
     results = report(exp)
     results["seconds_per_seed"] = float(np.mean([d["seconds"] for d in ran])) if ran else 0.0

@@ -60,15 +60,13 @@ class GridWorldModel(nn.Module):
     def inputs(self, states: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(B, D), (B,) -> image (B, 45 [+2 flags], W, H), cell one-hot (B, 36, 21), carried one-hot (B, 17)."""
         nets.check_states(states)
-        cell = nets.cell_onehot(states)
-        hand = nets.carried_onehot(states)
-        act = F.one_hot(actions.long(), N_ACTIONS).float()  # (B, A)
-        n = cell.shape[1]
-        parts = [cell, hand[:, None].expand(-1, n, -1), act[:, None].expand(-1, n, -1)]
+        x = nets.cell_inputs(states, actions, N_ACTIONS)  # (B, 36, 21 + 17 + A)
+        cell = x[..., : nets.N_CELL_LOGITS].contiguous()
+        hand = x[:, 0, nets.N_CELL_LOGITS : nets.N_CELL_LOGITS + nets.N_CARRIED_LOGITS].contiguous()
         if self.cfg.pointer:
             agent, front, _ = nets.agent_cells(states)
-            parts += [agent[..., None], front[..., None]]
-        return nets.grid_image(torch.cat(parts, -1)), cell, hand  # image (B, C_in, W, H)
+            x = torch.cat([x, agent[..., None], front[..., None]], -1)
+        return nets.grid_image(x), cell, hand  # image (B, C_in, W, H)
 
     def logits(self, states: Tensor, actions: Tensor, generator: torch.Generator | None = None, passes: int = 1) -> tuple[Tensor, Tensor]:
         """Per-member log-probabilities, normalised per channel: cells (M, B, 36, 21), carried (M, B, 17).
