@@ -64,10 +64,11 @@ def test_reproduce_online_debug(tmp_path, capsys):
     rows = [json.loads(l) for l in (out / "runs" / "wav" / "seed0" / "metrics.jsonl").read_text().splitlines()]
     assert [r["labels"] - rows[0]["labels"] for r in rows] == [0, 10, 20]
     assert sum(rows[-1]["acquired_actions"]) == 20
-    # every row is also scored on the random-play test set of the explored env
-    assert all("test_explore/pred_error" in r for r in rows)
-    assert res["curves_explore"]["wav"]["acquired"] == [0, 10, 20] and "p_ttest" in res["paired_wav_minus_explore"]["random"]
-    assert "explored env" in (out / "table.md").read_text()
+    # every row is also scored on the random-play and the uniform-action test sets of the explored env
+    for name, suffix in (("test_explore", "explore"), ("test_uniform", "uniform")):
+        assert all(f"{name}/pred_error" in r for r in rows)
+        assert res[f"curves_{suffix}"]["wav"]["acquired"] == [0, 10, 20] and "p_ttest" in res[f"paired_wav_minus_{suffix}"]["random"]
+        assert f"`{name}`" in (out / "table.md").read_text()
 
 
 def test_reproduce_asymmetry_debug(tmp_path, capsys):

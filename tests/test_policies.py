@@ -152,3 +152,16 @@ def test_random_play_weights_by_hand():
 def test_make_policy_rejects_unknown_names():
     with pytest.raises(ValueError, match="policy must be one of"):
         make_policy("greedy", np.random.default_rng(0))
+
+
+def test_uniform_policy_takes_every_action_equally_often_no_ops_included():
+    """The collector of `test_uniform`: the online `random` strategy's action choice, 1/7 each in any
+    state, so most of its pickups face nothing (unlike random play, whose pickups always act)."""
+    from wav.data.collect import collect
+
+    tr = collect("WAV/MultiTask-v0", None, "uniform", 3500, 3, episode_steps=50, progress=False)[0]
+    counts = np.bincount(tr.actions, minlength=7)
+    assert counts.min() > 400 and counts.max() < 600  # 500 expected each
+    s, sn = tr.features()
+    pickups = tr.actions == 3
+    assert (s[pickups] == sn[pickups]).all(1).mean() > 0.5  # most pickups change nothing

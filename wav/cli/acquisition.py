@@ -90,7 +90,7 @@ def register_online(groups) -> None:
     p.add_argument("--models", default=None, choices=["paper", "generic"],
                    help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
     p.add_argument("--explore-test", type=int, default=None,
-                   help="transitions of the second test set, random play in the explored env (0: none; default 5000, debug 300)")
+                   help="transitions of each extra test set of the explored env: random play (test_explore) and uniform-action play (test_uniform) (0: none; default 5000, debug 300)")
     p.set_defaults(func=cmd_online)
 
 

@@ -18,7 +18,7 @@ def register(top, groups) -> None:
     p = top.add_parser("collect", help="collect transitions with a scripted or random-play policy")
     p.add_argument("--env", required=True, help="registered env id, e.g. WAV/MultiTask-v0")
     p.add_argument("--env-kwargs", default="{}", type=_json_object, help='JSON object of env arguments, e.g. \'{"objects": 6}\'')
-    p.add_argument("--policy", required=True, choices=("scripted", "random"), help="scripted: the task's BFS policy; random: balanced random play")
+    p.add_argument("--policy", required=True, choices=("scripted", "random", "uniform"), help="scripted: the task's BFS policy; random: balanced random play over allowed actions; uniform: any action, 1/7 each")
     p.add_argument("--transitions", required=True, type=_non_negative, help="number of stored transitions")
     p.add_argument("--seed", type=int, default=0, help="collection seed (episode seeds derive from it)")
     p.add_argument("--out", required=True, help="output .npz (published schema plus an `episodes` array)")

@@ -384,11 +384,26 @@ class RandomPlayPolicy:
         return a
 
 
-POLICIES = {"scripted": MultiTaskPolicy, "random": RandomPlayPolicy}
+class UniformPolicy:
+    """Every action with probability 1/7 in every state, no-ops included: the action choice of the online
+    `random` exploration strategy (unlike `RandomPlayPolicy`, whose object actions always do something)."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def reset(self, env) -> None:
+        pass
+
+    def act(self, env) -> int:
+        return int(self.rng.integers(N_ACTIONS))
+
+
+POLICIES = {"scripted": MultiTaskPolicy, "random": RandomPlayPolicy, "uniform": UniformPolicy}
 
 
 def make_policy(name: str, rng: np.random.Generator) -> Policy:
-    """A policy by name ("scripted": the task's BFS policy; "random": balanced random play)."""
+    """A policy by name ("scripted": the task's BFS policy; "random": balanced random play over allowed
+    actions; "uniform": any action with probability 1/7)."""
     if name not in POLICIES:
         raise ValueError(f"policy must be one of {sorted(POLICIES)}, got {name!r}")
     return POLICIES[name](rng)

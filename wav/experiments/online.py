@@ -15,6 +15,10 @@ from wav.loop import ONLINE_PRESETS, OnlineConfig, PoolData, run_online, train_s
 from wav.stats import mean_ci, paired_difference
 
 ONLINE_STRATEGIES = ("random", "uncertainty", "ensemble", "wav")
+# extra test sets of the explored env: collector -> (name, collection seed); results key suffix and title per name
+EXTRA_TESTS = {"random": ("test_explore", 77_000), "uniform": ("test_uniform", 78_000)}
+EXTRA_TITLES = {"test_explore": ("explore", "random play in the explored env, object actions only where they act"),
+                "test_uniform": ("uniform", "uniform-action play in the explored env, as random exploration acts")}
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,12 @@ class OnlineExperiment:
     data: AcquisitionExperiment = AcquisitionExperiment()
     """where the seed set, test set, AFS states and action-free corpus come from"""
     explore_test: int = 5000
-    """transitions of a second test set from random play in the explored env (0: none). The policy test
-    set's pickups and swaps always succeed; an explorer's mostly do nothing, so both distributions are scored"""
+    """transitions of each extra test set collected in the explored env (0: none), one per policy of
+    `explore_policies`. The policy test set's object actions always change something; an explorer's
+    mostly do nothing, so these distributions are scored too"""
+    explore_policies: tuple[str, ...] = ("random", "uniform")
+    """collectors of the extra test sets: random (`test_explore`: the published random play, object actions
+    only where they act) and uniform (`test_uniform`: any action at 1/7, the online `random` strategy's choice)"""
     backend: str = "local"
     jobs: int = 2
     ray_address: str | None = None
@@ -62,7 +70,7 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
     seed_set = load_transitions(paths["seed"])
     data = PoolData(seed_set=seed_set, pool=seed_set.subset(slice(0, 0)), test=load_transitions(paths["test"]),
                     afs_states=afs_states(afs_src.features()[0], cfg.afs_states, np.random.default_rng(50_000)),
-                    extra_tests={"test_explore": load_transitions(paths["test_explore"])} if "test_explore" in paths else {})
+                    extra_tests={name: load_transitions(paths[name]) for name, _ in EXTRA_TESTS.values() if name in paths})
     needs = set().union(*(make_strategy(s).needs for s in todo))
     from wav.loop import ACQUISITION_PRESETS
 
@@ -76,15 +84,16 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
 def run(exp: OnlineExperiment) -> dict:
     Path(exp.out).mkdir(parents=True, exist_ok=True)
     paths = prepare_data(exp.data)
-    if exp.explore_test:
+    for policy in exp.explore_policies if exp.explore_test else ():
         from wav.data.collect import collect
         from wav.experiments.common import cached_transitions
 
-        path = Path(exp.out) / "data" / f"test_explore_{exp.explore_test}.npz"
+        name, seed = EXTRA_TESTS[policy]
+        path = Path(exp.out) / "data" / f"{name}_{exp.explore_test}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
-        cached_transitions(path, lambda: collect(exp.online.env_id, {"box_toggle": exp.online.box_toggle}, "random", exp.explore_test, 77_000,
+        cached_transitions(path, lambda: collect(exp.online.env_id, {"box_toggle": exp.online.box_toggle}, policy, exp.explore_test, seed,
                                                  episode_steps=exp.online.episode_steps)[0])
-        paths["test_explore"] = path
+        paths[name] = path
     subgoal_model(exp.data, paths)
     done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address, desc="online seeds")
     ran = [d for d in done if d["ran"]]
@@ -102,12 +111,13 @@ def report(exp: OnlineExperiment) -> dict:
     paired = _paired(finals)
     results = {"strategies": strategies, "curves": curves, "paired_wav_minus": paired, "sample_efficiency": sample_efficiency(curves),
                "preset": exp.preset, "n_seeds": len(exp.seeds), "online": asdict(exp.online)}
-    explore_curves, explore_finals = _curves(exp, "test_explore/pred_error")
-    if explore_curves:  # the second test set, from random play in the explored env
-        for s, per_seed in explore_finals.items():
-            strategies[s].update(_final(per_seed, "explore_pred_error"))
-        results.update({"curves_explore": explore_curves, "paired_wav_minus_explore": _paired(explore_finals),
-                        "sample_efficiency_explore": sample_efficiency(explore_curves)})
+    for name, (suffix, _) in EXTRA_TITLES.items():  # the extra test sets of the explored env
+        extra_curves, extra_finals = _curves(exp, f"{name}/pred_error")
+        if extra_curves:
+            for s, per_seed in extra_finals.items():
+                strategies[s].update(_final(per_seed, f"{suffix}_pred_error"))
+            results.update({f"curves_{suffix}": extra_curves, f"paired_wav_minus_{suffix}": _paired(extra_finals),
+                            f"sample_efficiency_{suffix}": sample_efficiency(extra_curves)})
     out = Path(exp.out)
     write_json(out / "results.json", results)
     (out / "table.md").write_text(markdown_table(results))
@@ -166,9 +176,10 @@ def markdown_table(results: dict) -> str:
     lines = _table(f"Online exploration (Algorithm 1), {results['n_seeds']} seeds, preset `{results['preset']}`: prediction error on the balanced test set, mean [95% CI].",
                    results["curves"], results["paired_wav_minus"])
     lines += efficiency_sentence(results.get("sample_efficiency") or {}, "steps")
-    if results.get("curves_explore"):
-        lines += [""] + _table("The same runs on the test set from random play in the explored env (`test_explore`):", results["curves_explore"], results["paired_wav_minus_explore"])
-        lines += efficiency_sentence(results.get("sample_efficiency_explore") or {}, "steps")
+    for name, (suffix, title) in EXTRA_TITLES.items():
+        if results.get(f"curves_{suffix}"):
+            lines += [""] + _table(f"The same runs on `{name}` ({title}):", results[f"curves_{suffix}"], results[f"paired_wav_minus_{suffix}"])
+            lines += efficiency_sentence(results.get(f"sample_efficiency_{suffix}") or {}, "steps")
     return "\n".join(lines) + "\n"
 
 
@@ -180,7 +191,7 @@ def plot(results: dict, path: Path) -> None:
 
     from wav.data.io import atomic_write
 
-    panels = [("curves", "balanced policy test set")] + ([("curves_explore", "random-play test set (explored env)")] if results.get("curves_explore") else [])
+    panels = [("curves", "balanced policy test set")] + [(f"curves_{suffix}", name) for name, (suffix, _) in EXTRA_TITLES.items() if results.get(f"curves_{suffix}")]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (key, name) in zip(axes[0], panels):
         for s, c in results[key].items():
