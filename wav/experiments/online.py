@@ -15,10 +15,11 @@ from wav.loop import ONLINE_PRESETS, OnlineConfig, PoolData, run_online, train_s
 from wav.stats import mean_ci, paired_difference
 
 ONLINE_STRATEGIES = ("random", "uncertainty", "ensemble", "wav")
-# extra test sets of the explored env: collector -> (name, collection seed); results key suffix and title per name
-EXTRA_TESTS = {"random": ("test_explore", 77_000), "uniform": ("test_uniform", 78_000)}
-EXTRA_TITLES = {"test_explore": ("explore", "random play in the explored env, object actions only where they act"),
-                "test_uniform": ("uniform", "uniform-action play in the explored env, as random exploration acts")}
+# extra test sets of the explored env: name -> (collector policy, collection seed, results key suffix, title)
+EXTRA_TESTS = {
+    "test_explore": ("random", 77_000, "explore", "random play in the explored env, object actions only where they act"),
+    "test_uniform": ("uniform", 78_000, "uniform", "uniform-action play in the explored env, as random exploration acts"),
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
     seed_set = load_transitions(paths["seed"])
     data = PoolData(seed_set=seed_set, pool=seed_set.subset(slice(0, 0)), test=load_transitions(paths["test"]),
                     afs_states=afs_states(afs_src.features()[0], cfg.afs_states, np.random.default_rng(50_000)),
-                    extra_tests={name: load_transitions(paths[name]) for name, _ in EXTRA_TESTS.values() if name in paths})
+                    extra_tests={name: load_transitions(paths[name]) for name in EXTRA_TESTS if name in paths})
     needs = set().union(*(make_strategy(s).needs for s in todo))
     from wav.loop import ACQUISITION_PRESETS
 
@@ -84,11 +85,15 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
 def run(exp: OnlineExperiment) -> dict:
     Path(exp.out).mkdir(parents=True, exist_ok=True)
     paths = prepare_data(exp.data)
-    for policy in exp.explore_policies if exp.explore_test else ():
-        from wav.data.collect import collect
-        from wav.experiments.common import cached_transitions
+    from wav.data.collect import collect
+    from wav.experiments.common import cached_transitions
 
-        name, seed = EXTRA_TESTS[policy]
+    known = {policy for policy, *_ in EXTRA_TESTS.values()}
+    if set(exp.explore_policies) - known:
+        raise ValueError(f"explore_policies must be among {sorted(known)}, got {list(exp.explore_policies)}")
+    for name, (policy, seed, _, _) in EXTRA_TESTS.items():
+        if not exp.explore_test or policy not in exp.explore_policies:
+            continue
         path = Path(exp.out) / "data" / f"{name}_{exp.explore_test}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         cached_transitions(path, lambda: collect(exp.online.env_id, {"box_toggle": exp.online.box_toggle}, policy, exp.explore_test, seed,
@@ -111,7 +116,7 @@ def report(exp: OnlineExperiment) -> dict:
     paired = _paired(finals)
     results = {"strategies": strategies, "curves": curves, "paired_wav_minus": paired, "sample_efficiency": sample_efficiency(curves),
                "preset": exp.preset, "n_seeds": len(exp.seeds), "online": asdict(exp.online)}
-    for name, (suffix, _) in EXTRA_TITLES.items():  # the extra test sets of the explored env
+    for name, (_, _, suffix, _) in EXTRA_TESTS.items():  # the extra test sets of the explored env
         extra_curves, extra_finals = _curves(exp, f"{name}/pred_error")
         if extra_curves:
             for s, per_seed in extra_finals.items():
@@ -176,7 +181,7 @@ def markdown_table(results: dict) -> str:
     lines = _table(f"Online exploration (Algorithm 1), {results['n_seeds']} seeds, preset `{results['preset']}`: prediction error on the balanced test set, mean [95% CI].",
                    results["curves"], results["paired_wav_minus"])
     lines += efficiency_sentence(results.get("sample_efficiency") or {}, "steps")
-    for name, (suffix, title) in EXTRA_TITLES.items():
+    for name, (_, _, suffix, title) in EXTRA_TESTS.items():
         if results.get(f"curves_{suffix}"):
             lines += [""] + _table(f"The same runs on `{name}` ({title}):", results[f"curves_{suffix}"], results[f"paired_wav_minus_{suffix}"])
             lines += efficiency_sentence(results.get(f"sample_efficiency_{suffix}") or {}, "steps")
@@ -191,7 +196,7 @@ def plot(results: dict, path: Path) -> None:
 
     from wav.data.io import atomic_write
 
-    panels = [("curves", "balanced policy test set")] + [(f"curves_{suffix}", name) for name, (suffix, _) in EXTRA_TITLES.items() if results.get(f"curves_{suffix}")]
+    panels = [("curves", "balanced policy test set")] + [(f"curves_{suffix}", name) for name, (_, _, suffix, _) in EXTRA_TESTS.items() if results.get(f"curves_{suffix}")]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (key, name) in zip(axes[0], panels):
         for s, c in results[key].items():

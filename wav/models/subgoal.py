@@ -192,13 +192,18 @@ class FrozenSubgoals:
             self._table = (sg, w, torch.cumsum(counts, 0) - counts, counts)
         return self._table
 
-    def propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
+    def _memoise(self, states: Tensor) -> list[bytes]:
+        """Ask the generator for the states not memoised yet; returns every state's key."""
         keys = [row.tobytes() for row in states.numpy().astype(np.uint8)]
         new = list({key: i for i, key in enumerate(keys) if key not in self._modes}.values())
         if new:
             subgoals, weights = self.model.propose(states[new])
             kept = weights > 0  # the kept modes come first in each row (most probable first), padding after
             self._add([keys[i] for i in new], subgoals[kept], weights[kept], kept.sum(1))
+        return keys
+
+    def propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        keys = self._memoise(states)
         sg, w, starts, counts = self._tables()
         rows = torch.tensor([self._modes[key] for key in keys], dtype=torch.long)
         n = counts[rows]
@@ -210,7 +215,7 @@ class FrozenSubgoals:
     def warm(self, states: Tensor, chunk: int = 512) -> None:
         """Memoise the proposals of every state in `states` (e.g. a whole pool, once per experiment)."""
         for i in range(0, len(states), chunk):
-            self.propose(states[i : i + chunk])
+            self._memoise(states[i : i + chunk])  # the flat table is joined once, when next read
 
     def export_modes(self) -> dict[str, np.ndarray]:
         """The memo as arrays: state keys (U, D) uint8, modes per state (U,), subgoals (S, D) uint8, weights (S,)."""
