@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from wav.acquire import REGISTRY, Candidates, Models, make_strategy, select
-from wav.acquire.baselines import categorical_bald
+from wav.acquire import REGISTRY, Models, make_strategy, select
+from wav.config import ScoringConfig
+from wav.cycle import Discrete
+from wav.models.world_model import categorical_bald
+from wav.types import TransitionBatch
 from wav.envs.minigrid.dynamics import step_batch
 from wav.envs.minigrid.encoding import N_ACTIONS, TOGGLE, to_features
 from wav.envs.minigrid.oracles import TrueInverseModel, TrueSubgoalGenerator, TrueWorldModel
@@ -39,7 +42,7 @@ def _candidates(n=300, seed=0):
     g, c = random_states(rng, n)
     a = rng.integers(0, N_ACTIONS, n)
     ng, nc = step_batch(g, c, a)
-    return Candidates(torch.from_numpy(to_features(g, c)), torch.from_numpy(a), torch.from_numpy(to_features(ng, nc)))
+    return TransitionBatch(torch.from_numpy(to_features(g, c)), torch.from_numpy(a), torch.from_numpy(to_features(ng, nc)))
 
 
 class ToggleBlindWorldModel(TrueWorldModel):
@@ -55,19 +58,19 @@ class ToggleBlindWorldModel(TrueWorldModel):
 def test_oracle_ranks_the_true_worst_candidate_first():
     cand = _candidates()
     models = Models(world_model=ToggleBlindWorldModel())
-    scores = REGISTRY["oracle"].score(cand, models, torch.Generator().manual_seed(0))
+    scores = REGISTRY["oracle"].score(cand, models, ScoringConfig(), torch.Generator().manual_seed(0))
     truth = (models.world_model.predict(cand.states, cand.actions) != cand.next_states).float().sum(1)
     assert int(scores.argmax()) == int(truth.argmax()) and torch.equal(scores, truth)
     # the capped diagnostic saturates at WAV's cap and is the oracle below it
-    capped = REGISTRY["oracle-capped"].score(cand, Models(world_model=ToggleBlindWorldModel(), score_cap=1.0), torch.Generator())
+    capped = REGISTRY["oracle-capped"].score(cand, Models(world_model=ToggleBlindWorldModel()), ScoringConfig(score_cap=1.0), torch.Generator())
     assert torch.equal(capped, truth.clamp(max=1.0))
 
 
 def test_wav_with_true_generator_and_inverse_finds_the_blind_spot():
     cand = _candidates(400, seed=1)
-    models = Models(world_model=ToggleBlindWorldModel(), subgoal=TrueSubgoalGenerator(), inverse=TrueInverseModel(), k=32)
-    scores = REGISTRY["wav"].score(cand, models, torch.Generator().manual_seed(0))
-    oracle = REGISTRY["oracle"].score(cand, models, torch.Generator())
+    models = Models(world_model=ToggleBlindWorldModel(), space=Discrete(N_ACTIONS), subgoal=TrueSubgoalGenerator(), inverse=TrueInverseModel())
+    scores = REGISTRY["wav"].score(cand, models, ScoringConfig(k=32), torch.Generator().manual_seed(0))
+    oracle = REGISTRY["oracle"].score(cand, models, ScoringConfig(), torch.Generator())
     # every candidate the world model gets wrong is a toggle that changes the world; WAV scores them > 0
     wrong = oracle > 0
     assert wrong.any() and torch.all(scores[wrong] > 0)
@@ -102,7 +105,33 @@ def test_bald_matches_the_per_head_definition():
 def test_progress_is_true_loss_in_round_one_and_difference_after():
     cand = _candidates(50)
     wm = ToggleBlindWorldModel()
-    r1 = REGISTRY["progress"].score(cand, Models(world_model=wm), torch.Generator())
-    assert torch.equal(r1, REGISTRY["oracle"].score(cand, Models(world_model=wm), torch.Generator()))
-    r2 = REGISTRY["progress"].score(cand, Models(world_model=TrueWorldModel(), previous_world_model=wm), torch.Generator())
+    r1 = REGISTRY["progress"].score(cand, Models(world_model=wm), ScoringConfig(), torch.Generator())
+    assert torch.equal(r1, REGISTRY["oracle"].score(cand, Models(world_model=wm), ScoringConfig(), torch.Generator()))
+    r2 = REGISTRY["progress"].score(cand, Models(world_model=TrueWorldModel(), previous_world_model=wm), ScoringConfig(), torch.Generator())
     assert torch.allclose(r2, r1 - TrueWorldModel().loss(cand.states, cand.actions, cand.next_states))
+
+
+def test_strategies_declare_what_they_use():
+    assert REGISTRY["wav"].inverse == "inverse" and REGISTRY["wav"].subgoal and REGISTRY["wav"].act is not None
+    assert REGISTRY["wav-dense"].inverse == "dense_inverse" and REGISTRY["wav-dense"].parts == ("dense_inverse",)
+    assert REGISTRY["ensemble"].parts == ("ensemble",) and REGISTRY["progress"].progress and REGISTRY["progress"].privileged
+    assert REGISTRY["oracle"].oracle and not REGISTRY["oracle-capped"].oracle
+    assert not REGISTRY["forward-first"].refits_inverse and REGISTRY["random"].parts == ()
+
+
+def test_uncertainty_refuses_a_model_without_an_uncertainty_signal():
+    """No silent fallback: a world model that cannot give MC-dropout passes, or an ensemble of one, is refused."""
+    from wav.config import WorldModelConfig
+    from wav.models import GridWorldModel
+
+    cand = _candidates(20)
+    with pytest.raises(ValueError, match="uncertainty"):
+        REGISTRY["uncertainty"].score(cand, Models(world_model=ToggleBlindWorldModel()), ScoringConfig(mc_passes=2), torch.Generator())
+    no_dropout = GridWorldModel(WorldModelConfig(hidden=8, layers=1, dropout=0.0))
+    with pytest.raises(ValueError, match="dropout"):
+        REGISTRY["uncertainty"].score(cand, Models(world_model=no_dropout), ScoringConfig(mc_passes=2), torch.Generator())
+    one = GridWorldModel(WorldModelConfig(hidden=8, layers=1))
+    with pytest.raises(ValueError, match="2 members"):
+        REGISTRY["ensemble"].score(cand, Models(world_model=one, ensemble=one), ScoringConfig(), torch.Generator())
+    two = GridWorldModel(WorldModelConfig(hidden=8, layers=1, members=2))
+    assert REGISTRY["ensemble"].score(cand, Models(world_model=one, ensemble=two), ScoringConfig(), torch.Generator()).shape == (20,)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from wav.cycle import forward_first, uniform_discrete_actions, verify
+from wav.cycle import Discrete, forward_first, verify
 from wav.envs.minigrid.encoding import N_ACTIONS, TOGGLE, to_features
 from wav.envs.minigrid.oracles import TrueInverseModel, TrueSubgoalGenerator, TrueWorldModel
 from wav.envs.minigrid.states import random_states
@@ -54,7 +54,7 @@ def test_corrupted_action_is_found():
 
 def test_forward_first_with_true_models_recovers_actions_up_to_aliasing():
     s = _states(100, seed=2)
-    res = forward_first(s, uniform_discrete_actions(N_ACTIONS), TrueInverseModel(), TrueWorldModel(), k=7, generator=torch.Generator().manual_seed(0))
+    res = forward_first(s, Discrete(N_ACTIONS).sample, TrueInverseModel(), TrueWorldModel(), k=7, generator=torch.Generator().manual_seed(0))
     # mismatches only where two actions alias to the same outcome (e.g. a blocked forward = no-op)
     inv = TrueInverseModel().infer(s.repeat_interleave(7, 0), res.predictions.reshape(700, -1)).reshape(100, 7)
     assert torch.equal((inv != res.actions).float(), res.scores)

@@ -13,7 +13,7 @@ from wav.evaluate import (
     dynamic_accuracy, dynamic_counts, execute, inverse_metrics, onto_goal, per_action_accuracy,
     per_action_dynamic_accuracy, subgoal_metrics, subgoal_quality, true_successors, world_model_metrics,
 )
-from wav.types import Transitions
+from wav.data.io import Transitions
 
 
 def _room(agent=(1, 1, 0), objects=(), floors=(), carried=EMPTY_CARRIED):

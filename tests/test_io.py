@@ -6,7 +6,7 @@ import pytest
 from wav.data.io import DataError, load_transitions, save_transitions
 from wav.envs.minigrid.dynamics import step_batch
 from wav.envs.minigrid.states import random_states
-from wav.types import Transitions
+from wav.data.io import Transitions
 
 
 def _make(n=20, seed=0):

@@ -14,8 +14,9 @@ from wav.envs.minigrid.encoding import from_features, to_features
 from wav.envs.minigrid.states import random_states
 from wav.evaluate import execute
 from wav.models import GridWorldModel, SparseInverseModel
-from wav.train import build, checkpoint_meta, fit, load_checkpoint, load_into, save_checkpoint, train_inverse, train_world_model
-from wav.types import Transitions
+from wav.domains.minigrid import train_inverse, train_world_model
+from wav.train import build, checkpoint_meta, fit, load_checkpoint, load_into, save_checkpoint
+from wav.data.io import Transitions
 
 
 def _transitions(n=48, seed=0, box_toggle="swap"):
@@ -142,7 +143,7 @@ def test_subgoal_quality_on_held_out_states(official):
     reaches (~0.86 / ~0.86 at min_prior 1e-3, see the closing note), kept as a regression floor."""
     from wav.data.io import load_transitions
     from wav.evaluate import subgoal_metrics
-    from wav.train import train_subgoal
+    from wav.domains.minigrid import train_subgoal
 
     p = model_preset("paper")
     video = load_transitions(official("video"))

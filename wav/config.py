@@ -1,7 +1,9 @@
-"""Frozen configuration dataclasses and their named presets (`paper`, `debug`).
+"""Frozen configuration dataclasses and their named presets (`paper`, `debug`), one table per concern.
 
-One field + one docstring line = one setting. Other modules add their own dataclasses here; presets are
-looked up by name in the `PRESETS`-style dicts (e.g. :data:`MODEL_PRESETS`), never filled in after parsing.
+One field + one docstring line = one setting. Presets are looked up by name, never filled in after
+parsing: MODEL_PRESETS (sizes and schedules of the MiniGrid models), ROUND_PRESETS (what a round of
+either loop does: scoring and refits), POOL_PRESETS and ONLINE_PRESETS (the protocols' budgets).
+The robot data build has its own table (wav.robot.build.PRESETS).
 """
 
 from __future__ import annotations
@@ -126,10 +128,87 @@ MODEL_PRESETS: dict[str, ModelsPreset] = {
 
 def model_preset(name: str) -> ModelsPreset:
     """The named model preset; raises ValueError listing the known names."""
+    return preset(MODEL_PRESETS, name)
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How strategies score candidates: the knobs of WAV's cycle and of the uncertainty baseline."""
+
+    k: int | None = None
+    """subgoals per state: None = the generator's modes weighted by p(z | s), else K i.i.d. samples"""
+    reduce: str = "min"
+    """how WAV turns the scores of the subgoals matched to a candidate's action into one
+    (wav.cycle.CycleResult.action_scores: min | median | mean | expected | conditional)"""
+    score_cap: float | None = 20.0
+    """WAV's verification scores saturate here before the reduction (None: no cap); chosen on a development pool"""
+    mc_passes: int = 20
+    """MC-dropout passes of the `uncertainty` strategy"""
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """What every round of the pool and online loops does after choosing: refits, and how it scores."""
+
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    """how strategies score candidates"""
+    refit: TrainConfig | None = field(default_factory=lambda: TrainConfig(epochs=30, lr=2e-3, batch_size=64, val_fraction=0.0))
+    """world-model schedule of the per-round refits on all labels (None: the model preset's
+    world_model_train); no validation split, so every acquired label is trained on. Chosen on a
+    development test set (benchmarks/acquisition.py): as accurate as 40 epochs at batch 32 and lr 1e-3
+    in about half the time"""
+    inverse_refit: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, lr=1e-3, batch_size=64, val_fraction=0.0))
+    """schedule of the per-round inverse refits, continued from the current inverse model"""
+    update_inverse: bool = True
+    """refit a strategy's inverse model on all labels after each round (Algorithm 1)"""
+    continue_training: bool = True
+    """fine-tune the current world model each round (True, as published) or retrain it from scratch"""
+    ensemble_members: int = 5
+    """world models in the `ensemble` strategy's ensemble"""
+    progress_ema: float = 0.1
+    """learning progress: old <- ema * old + (1 - ema) * new after each round"""
+    random_mix: tuple[tuple[str, float], ...] = ()
+    """overrides of the published random-mix ratios, e.g. (("uncertainty", 0.0),)"""
+
+
+ROUND_PRESETS: dict[str, RoundConfig] = {
+    "paper": RoundConfig(),
+    "debug": RoundConfig(scoring=ScoringConfig(mc_passes=3), refit=TrainConfig(epochs=2, batch_size=32, val_fraction=0.0), ensemble_members=2),
+}
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The pool protocol: seed labels + `rounds` x `budget` acquired from a candidate pool."""
+
+    rounds: int = 2
+    """acquisition rounds R"""
+    budget: int = 50
+    """labels acquired per round B"""
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """Algorithm 1: the agent acts in the env; every `update_every` steps the models are refit on all data."""
+
+    steps: int = 200
+    """environment steps (= acquired labels) after the seed set"""
+    update_every: int = 25
+    """refit the world model and the inverse model every U steps, and evaluate"""
+    episode_steps: int = 50
+    """reset the env after this many steps (or when an episode ends)"""
+
+
+POOL_PRESETS: dict[str, PoolConfig] = {"paper": PoolConfig(), "debug": PoolConfig(rounds=1, budget=10)}
+ONLINE_PRESETS: dict[str, OnlineConfig] = {"paper": OnlineConfig(), "debug": OnlineConfig(steps=20, update_every=10)}
+
+
+def preset(table: dict, name: str, what: str = "preset"):
+    """`table[name]`; raises ValueError listing the known names."""
     try:
-        return MODEL_PRESETS[name]
+        return table[name]
     except KeyError:
-        raise ValueError(f"unknown preset '{name}'; known: {sorted(MODEL_PRESETS)}") from None
+        raise ValueError(f"unknown {what} '{name}'; known: {sorted(table)}") from None
 
 
 @dataclass(frozen=True)

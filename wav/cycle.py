@@ -13,13 +13,75 @@ forward and asks the inverse model whether it recovers the sampled action.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from wav.types import InverseModel, SubgoalGenerator, WorldModel
+
+REDUCTIONS = ("expected", "conditional", "min", "median", "mean")
+
+
+class ActionSpace(Protocol):
+    """What the cycle needs to know about a domain's actions."""
+
+    def match(self, inferred: Tensor, actions: Tensor) -> Tensor:
+        """Which inferred actions (B, K[, A]) are the candidate actions (B[, A]): (B, K) bool."""
+
+    def sample(self, count: int, generator: torch.Generator | None) -> Tensor:
+        """`count` actions drawn uniformly from the space: (count,) or (count, A)."""
+
+
+@dataclass(frozen=True)
+class Discrete:
+    """Action ids 0..n-1; an inferred action matches a candidate when they are equal."""
+
+    n: int
+    names: tuple[str, ...] = ()
+
+    def match(self, inferred: Tensor, actions: Tensor) -> Tensor:
+        return inferred == actions[:, None]  # (B, K)
+
+    def sample(self, count: int, generator: torch.Generator | None) -> Tensor:
+        return torch.randint(self.n, (count,), generator=generator)
+
+    def all(self) -> Tensor:
+        """Every action id, (n,)."""
+        return torch.arange(self.n)
+
+    def counts(self, actions: np.ndarray) -> list[int]:
+        """How often each action id occurs (the `chosen_actions` record of a round)."""
+        return np.bincount(np.asarray(actions, np.int64), minlength=self.n).tolist()
+
+
+@dataclass(frozen=True)
+class Box:
+    """Continuous actions in [low, high]^dim. An inferred action matches a candidate when their RMS distance
+    per dimension is at most `tolerance` x the half-width of the box (default 0.1: 10% of the range)."""
+
+    dim: int
+    low: float = -1.0
+    high: float = 1.0
+    tolerance: float = 0.1
+
+    def match(self, inferred: Tensor, actions: Tensor) -> Tensor:
+        rms = ((inferred - actions[:, None]) ** 2).mean(-1).sqrt()  # (B, K)
+        return rms <= self.tolerance * (self.high - self.low) / 2
+
+    def sample(self, count: int, generator: torch.Generator | None) -> Tensor:
+        return self.low + (self.high - self.low) * torch.rand(count, self.dim, generator=generator)
+
+    def counts(self, actions: np.ndarray) -> list[float]:
+        """Mean action per dimension (the `chosen_actions` record of a round)."""
+        return np.asarray(actions, np.float64).reshape(-1, self.dim).mean(0).tolist()
+
+
+def tie_broken_argmax(values: np.ndarray, rng: np.random.Generator) -> int:
+    """Index of the largest value, ties (e.g. all zero) broken uniformly at random."""
+    top = np.flatnonzero(values == values.max())
+    return int(top[rng.integers(len(top))])
 
 
 @dataclass(frozen=True)
@@ -53,8 +115,8 @@ class CycleResult:
             return self.weights
         return torch.full_like(self.scores, 1.0 / self.scores.shape[1])
 
-    def action_scores(self, actions: Tensor, reduce: str = "min", cap: float | None = None) -> Tensor:
-        """Score of executing a given discrete action at each state (B,).
+    def action_scores(self, actions: Tensor, reduce: str = "min", cap: float | None = None, space: ActionSpace | None = None) -> Tensor:
+        """Score of executing a given action at each state (B,).
 
         By Bayes, p(s' | s, a) is proportional to p(s' | s) p(a | s, s'): the proposals whose inferred
         action equals `actions` are the samples of the candidate's outcome, and the candidate's score
@@ -71,10 +133,13 @@ class CycleResult:
         `cap` saturates every verification score before the reduction (a robust loss): an implausible
         proposal the world model rightly rejects (say a hand "emptied" into grey, id 5, instead of a red
         object, id 0: 10 x 25 in the published error) then weighs no more than a plain wrong outcome.
+        `space` matches inferred and candidate actions (default: equality of discrete ids).
         """
-        if reduce not in ("expected", "conditional", "min", "median", "mean"):
+        if reduce not in REDUCTIONS:
             raise ValueError(f"reduce must be expected, conditional, min, median or mean, got {reduce!r}")
-        match = self.actions == actions[:, None]  # (B, K)
+        if space is None and actions.dtype.is_floating_point:
+            raise ValueError("continuous actions need an action space (wav.cycle.Box) to match inferred actions")
+        match = space.match(self.actions, actions) if space is not None else self.actions == actions[:, None]  # (B, K)
         w = self.proposal_weights()
         scores = self.scores if cap is None else self.scores.clamp(max=cap)
         if reduce in ("expected", "conditional"):
@@ -92,6 +157,24 @@ class CycleResult:
         else:
             per, every = matched.nanmean(1), every.nanmean(1)
         return torch.where((match & real).any(1), per, every)
+
+
+def action_table(res: CycleResult, space: Discrete, reduce: str, cap: float | None) -> Tensor:
+    """Score of every action of a discrete space at each state of a cycle result (`action_scores`): (B, n)."""
+    return torch.stack([res.action_scores(torch.full((len(res.states),), int(a)), reduce, cap, space) for a in space.all()], 1)
+
+
+def choose(res: CycleResult, space: ActionSpace, reduce: str, cap: float | None, rng: np.random.Generator) -> Tensor:
+    """Algorithm 1's action at the first state of `res`: the most surprising one, ties broken at random.
+
+    With K i.i.d. subgoals (no weights) it is the inferred action of the most surprising subgoal, as
+    Algorithm 1 is written; with the generator's weighted modes it is the action (of a discrete space)
+    whose proposed outcomes are the most surprising under the reduction `reduce`."""
+    if res.weights is None:
+        return res.actions[0, tie_broken_argmax(res.scores[0].numpy(), rng)]
+    if not isinstance(space, Discrete):
+        raise ValueError("choosing among weighted modes needs a discrete action space; pass k to sample subgoals i.i.d.")
+    return space.all()[tie_broken_argmax(action_table(res, space, reduce, cap)[0].double().numpy(), rng)]
 
 
 def predict_and_loss(world_model: WorldModel, states: Tensor, actions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -170,16 +253,6 @@ def verify(
     )
 
 
-def uniform_discrete_actions(n_actions: int) -> Callable[[int, torch.Generator | None], Tensor]:
-    """Action sampler for forward-first: (count, generator) -> (count,) uniform ids."""
-    return lambda count, generator: torch.randint(n_actions, (count,), generator=generator)
-
-
-def uniform_box_actions(dim: int, low: float = -1.0, high: float = 1.0) -> Callable[[int, torch.Generator | None], Tensor]:
-    """Action sampler for forward-first in a continuous box: (count, generator) -> (count, dim)."""
-    return lambda count, generator: low + (high - low) * torch.rand(count, dim, generator=generator)
-
-
 @torch.no_grad()
 def forward_first(
     states: Tensor,
@@ -190,6 +263,9 @@ def forward_first(
     generator: torch.Generator | None = None,
 ) -> CycleResult:
     """The rejected forward-first cycle: a ~ uniform, s^ = f(s, a), a~ = h(s, s^); score = action mismatch.
+
+    `sample_actions(count, generator)` draws the candidate actions (an action space's `sample`, or the
+    candidates' own actions).
 
     Discrete actions score 1 where the inverse model does not recover the sampled action; continuous ones
     the squared distance. `subgoals` holds the world model's own rollouts, `predictions` the same.

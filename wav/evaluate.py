@@ -12,10 +12,12 @@ import numpy as np
 import torch
 
 from wav.envs.minigrid.dynamics import step_batch
-from wav.envs.minigrid.encoding import ACTION_NAMES, AGENT, FLOOR, GOAL, N_CELLS, N_CHANNELS, N_FEATURES, from_features, to_features
-from wav.types import Transitions
+from wav.envs.minigrid.encoding import (ACTION_NAMES, AGENT, DIR_VEC, FLOOR, GOAL, N_CELLS, N_CHANNELS, N_FEATURES, PICKABLE, PICKUP, SWAP, TOGGLE,
+                                        agent_pose, from_features, to_features)
+from wav.data.io import Transitions
 
 N_GRID = N_CELLS * N_CHANNELS
+AFS_ACTIONS = (PICKUP, TOGGLE, SWAP)
 
 
 # --------------------------------------------------------------------------- dynamic accuracy
@@ -157,3 +159,42 @@ def subgoal_metrics(model, states: np.ndarray, k: int = 16, box_toggle: str = "s
     succ = true_successors(states, box_toggle)
     exclude = onto_goal(states, succ) if exclude_goal else None
     return {**subgoal_quality(states, samples, succ, exclude), "k": k, "n": len(states)}
+
+
+# --------------------------------------------------------------------------- action following score
+
+
+def afs_states(states: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n start states (flat features) for the action following score, drawn from `states`.
+
+    Kept: states with a key, ball or box in front of the agent, so that toggle and one of pickup/swap
+    change the world (no state lets pickup AND swap act: one needs an empty hand, the other a full one).
+    """
+    uniq = np.unique(states, axis=0)
+    g, c = from_features(uniq)
+    x, y, d = agent_pose(g)
+    front = g[np.arange(len(g)), x + DIR_VEC[d, 0], y + DIR_VEC[d, 1], 0]
+    keep = np.flatnonzero(np.isin(front, PICKABLE))
+    pick = rng.choice(keep, size=min(n, len(keep)), replace=False)
+    return uniq[np.sort(pick)]
+
+
+@torch.no_grad()
+def action_following_score(world_model, states: np.ndarray, box_toggle: str = "swap") -> float:
+    """AFS: over states and action pairs from {pickup, toggle, swap}, the channels where both predictions
+    are exactly right and differ from each other, over the channels where the two true outcomes differ."""
+    g, c = from_features(states)
+    n = len(states)
+    truth, pred = {}, {}
+    for a in AFS_ACTIONS:
+        ng, nc = step_batch(g, c, np.full(n, a), box_toggle)
+        truth[a] = to_features(ng, nc)
+        pred[a] = world_model.predict(torch.from_numpy(states), torch.full((n,), a)).numpy()
+    num = den = 0
+    for i, a in enumerate(AFS_ACTIONS):
+        for b in AFS_ACTIONS[i + 1 :]:
+            differ = truth[a] != truth[b]  # (N, D) channels the action choice changes
+            right = (pred[a] == truth[a]) & (pred[b] == truth[b])
+            num += int((differ & right).sum())
+            den += int(differ.sum())
+    return num / den if den else float("nan")

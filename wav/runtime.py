@@ -30,10 +30,6 @@ def torch_generator(seed: int) -> torch.Generator:
     return g
 
 
-def numpy_generator(seed: int | np.random.SeedSequence) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
 def package_versions() -> dict[str, str]:
     """Versions recorded in checkpoints and run configs."""
     import wav

@@ -1,7 +1,9 @@
-"""Fitting loops for the verifier's models (plain functions) and their checkpoints.
+"""The fitting loop of every model (one plain function over a batch sampler) and their checkpoints.
 
-`fit` runs Adam over minibatches with a validation split and early stopping (restoring the best weights);
-every random draw (split, batch order, dropout, mask noise) comes from one seeded torch.Generator.
+`fit` runs Adam over the minibatches of a sampler (rows of transitions, or windows of sequences) with a
+validation split and early stopping (restoring the best weights); every random draw (split, batch order,
+dropout, mask noise) comes from one seeded torch.Generator. Which model a domain fits on which data is
+the domain's business (wav.domains).
 Checkpoints are dicts {kind, config, state_dict, versions, meta} and refuse to load into a model of
 another kind or config.
 """
@@ -13,15 +15,15 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
-from wav.config import InverseConfig, SubgoalConfig, TrainConfig, WorldModelConfig
+from wav.config import TrainConfig
 from wav.data.io import atomic_write
-from wav.models import MODEL_KINDS, GridWorldModel, MixtureSubgoalGenerator, SparseInverseModel
+from wav.models import MODEL_KINDS
 from wav.runtime import package_versions, torch_generator
-from wav.types import Transitions
 
 
 @dataclass
@@ -35,39 +37,76 @@ class History:
     stopped_early: bool = False
 
 
-def fit(model: nn.Module, tensors: tuple[Tensor, ...], cfg: TrainConfig, seed: int = 0, log=None) -> History:
-    """Minimise `model.training_loss(*batch, generator=g)` over rows of `tensors` (all length N).
+class Rows:
+    """A batch sampler over the rows of equal-length tensors (one-step models: (s, a, s') or (s, s')).
 
-    The validation split (cfg.val_fraction of N, at least 1 row when N >= 2) is scored with
-    `model.training_loss(*val)` without a generator, i.e. deterministic (no dropout, hard mask).
+    The contract `fit` relies on (a sequence sampler, wav.data.sequences.Windows, keeps it too):
+    `len` = items; `split(n_val, g)` -> (train, val) from one permutation; `epoch(batch_size, g)` yields
+    one pass of shuffled minibatches, each the positional arguments of `model.training_loss`;
+    `chunks(size)` yields a deterministic pass (validation)."""
+
+    def __init__(self, *tensors: Tensor):
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def split(self, n_val: int, generator: torch.Generator) -> tuple["Rows", "Rows"]:
+        perm = torch.randperm(len(self), generator=generator)
+        return Rows(*(t[perm[n_val:]] for t in self.tensors)), Rows(*(t[perm[:n_val]] for t in self.tensors))
+
+    def epoch(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, ...]]:
+        order = torch.randperm(len(self), generator=generator)
+        for i in range(0, len(self), batch_size):
+            idx = order[i : i + batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+    def chunks(self, size: int) -> Iterator[tuple[Tensor, ...]]:
+        for j in range(0, len(self), size):
+            yield tuple(t[j : j + size] for t in self.tensors)
+
+
+def _n_val(n: int, fraction: float) -> int:
+    """Rows held out for validation: round(fraction * n), at least 1 when there is a split and n >= 2."""
+    if fraction <= 0 or n < 2:
+        return 0
+    return min(max(int(round(fraction * n)), 1), n - 1)
+
+
+def fit(model: nn.Module, data, cfg: TrainConfig, seed: int = 0, log=None) -> History:
+    """Minimise `model.training_loss(*batch, generator=g)` over the minibatches of a batch sampler (`Rows`
+    for one-step models, `wav.data.sequences.Windows` for sequence models; a tuple of tensors is read as
+    `Rows`). A model with a `clip_grad` attribute has its gradient norm clipped there.
+
+    The validation split (cfg.val_fraction of the items, at least 1 when there are >= 2) is scored with
+    `model.training_loss(*chunk)` without a generator, i.e. deterministic (no dropout, hard mask).
     """
+    data = Rows(*data) if isinstance(data, tuple) else data
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
     g = torch_generator(seed)
-    n = len(tensors[0])
-    perm = torch.randperm(n, generator=g)
-    n_val = int(round(cfg.val_fraction * n)) if cfg.val_fraction > 0 and n >= 2 else 0
-    n_val = min(max(n_val, 1 if cfg.val_fraction > 0 and n >= 2 else 0), n - 1)
-    val = tuple(t[perm[:n_val]] for t in tensors)
-    train = tuple(t[perm[n_val:]] for t in tensors)
-    n_train = n - n_val
+    n_val = _n_val(len(data), cfg.val_fraction)
+    train, val = data.split(n_val, g)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    clip = getattr(model, "clip_grad", None)
     hist, best, best_state, bad = History(), float("inf"), None, 0
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
-        order = torch.randperm(n_train, generator=g)
         total = 0.0
-        for i in range(0, n_train, cfg.batch_size):
-            idx = order[i : i + cfg.batch_size]
-            loss = model.training_loss(*(t[idx] for t in train), generator=g)
+        for batch in train.epoch(cfg.batch_size, g):
+            loss = model.training_loss(*batch, generator=g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
-            total += float(loss.detach()) * len(idx)
-        hist.train_loss.append(total / max(n_train, 1))
+            total += float(loss.detach()) * len(batch[0])
+        hist.train_loss.append(total / max(len(train), 1))
         if n_val:
             model.eval()
             with torch.no_grad():
-                v = sum(float(model.training_loss(*(t[j : j + 1024] for t in val))) * len(val[0][j : j + 1024]) for j in range(0, n_val, 1024)) / n_val
+                v = sum(float(model.training_loss(*chunk)) * len(chunk[0]) for chunk in val.chunks(1024)) / n_val
             hist.val_loss.append(v)
             if v < best - 1e-6:
                 best, best_state, bad, hist.best_epoch = v, copy.deepcopy(model.state_dict()), 0, epoch
@@ -92,46 +131,6 @@ def build(cls, cfg, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls(cfg)
-
-
-def _features(tr: Transitions) -> tuple[Tensor, Tensor, Tensor]:
-    s, sn = tr.features()
-    return torch.from_numpy(s), torch.from_numpy(tr.actions), torch.from_numpy(sn)
-
-
-def train_world_model(
-    tr: Transitions, cfg: WorldModelConfig = WorldModelConfig(), train: TrainConfig = TrainConfig(), seed: int = 0, model: GridWorldModel | None = None
-) -> tuple[GridWorldModel, History]:
-    """Fit (or, given `model`, continue fitting) the grid world model on labelled transitions."""
-    model = build(GridWorldModel, cfg, seed) if model is None else model
-    return model, fit(model, _features(tr), train, seed)
-
-
-def train_subgoal(
-    tr: Transitions, cfg: SubgoalConfig = SubgoalConfig(), train: TrainConfig = TrainConfig(), seed: int = 0, finetune: TrainConfig | None = None
-) -> tuple[MixtureSubgoalGenerator, History]:
-    """Fit the subgoal generator on (s, s') pairs; `tr.actions` is never read. `finetune`, if given, is a
-    second stage (typically a lower learning rate) that continues from the first stage's best weights."""
-    model = build(MixtureSubgoalGenerator, cfg, seed)
-    s, sn = tr.features()
-    data = (torch.from_numpy(s), torch.from_numpy(sn))
-    hist = fit(model, data, train, seed)
-    if finetune is not None:
-        second = fit(model, data, finetune, seed + 1)
-        hist.train_loss += second.train_loss
-        hist.val_loss += second.val_loss
-        hist.seconds += second.seconds
-        hist.best_epoch = len(hist.train_loss) - len(second.train_loss) + second.best_epoch
-    return model, hist
-
-
-def train_inverse(
-    tr: Transitions, cfg: InverseConfig = InverseConfig(), train: TrainConfig = TrainConfig(), seed: int = 0, model: SparseInverseModel | None = None
-) -> tuple[SparseInverseModel, History]:
-    """Fit (or, given `model`, continue fitting) the sparse (or, with cfg.dense, vanilla) inverse model."""
-    model = build(SparseInverseModel, cfg, seed) if model is None else model
-    s, a, sn = _features(tr)
-    return model, fit(model, (s, a, sn), train, seed)
 
 
 def kind_of(model: nn.Module) -> str:

@@ -1,17 +1,19 @@
-"""Named batch types and the three model protocols that the verification cycle (wav.cycle) plugs together.
+"""Named batch types and the model protocols that the verification cycle (wav.cycle) plugs together.
+
+Every domain (wav.domains: MiniGrid grids, manipulation state vectors) turns its data into these batches
+and its models satisfy these protocols; nothing here knows a domain.
 
 Shape letters used across the project:
-  N  transitions in a dataset          B  states in a batch          K  subgoals per state
+  N  transitions in a dataset          B  states (or windows) in a batch   K  subgoals per state
   D  flat state features               A  action classes (discrete) or action dims (continuous)
+  T  steps of a window                 H  steps of an open-loop rollout
   W, H  grid width and height (6)       C  grid channels (type, colour, state) = 3
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # torch is heavy to import; the data layer does not need it
     import torch
@@ -19,61 +21,82 @@ if TYPE_CHECKING:  # torch is heavy to import; the data layer does not need it
 
 
 @dataclass(frozen=True)
-class Transitions:
-    """A labelled MiniGrid transition set in the published npz schema (squeezed).
+class TransitionBatch:
+    """N labelled transitions (s, a, s') as tensors: what one-step models train on and strategies score.
 
-    states, next_states: uint8 (N, W, H, C); carried, next_carried: int64 (N, 2) = (colour, type);
-    actions: int64 (N,); rewards: float32 (N,); dones: bool (N,).
+    For a strategy these are candidates: it may read `states` and `actions`; `next_states` is the true
+    outcome, which only privileged strategies (oracle, progress) read.
     """
 
-    states: np.ndarray
-    carried: np.ndarray
-    actions: np.ndarray
-    next_states: np.ndarray
-    next_carried: np.ndarray
-    rewards: np.ndarray
-    dones: np.ndarray
+    states: Tensor  # (N, D) start states
+    actions: Tensor  # (N,) long (discrete) or (N, A) float (continuous)
+    next_states: Tensor  # (N, D) true outcomes
 
     def __len__(self) -> int:
-        return int(self.actions.shape[0])
+        return int(self.states.shape[0])
 
-    def subset(self, index) -> "Transitions":
-        """Rows selected by an index array, slice or boolean mask."""
-        return Transitions(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+    def subset(self, index) -> "TransitionBatch":
+        """Rows selected by an index tensor, slice or boolean mask."""
+        return TransitionBatch(*(getattr(self, f.name)[index] for f in fields(self)))
 
-    @staticmethod
-    def concat(parts: "list[Transitions]") -> "Transitions":
-        return Transitions(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Transitions)})
+    def tensors(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(states, actions, next_states): the arguments of a one-step model's `training_loss`."""
+        return self.states, self.actions, self.next_states
 
-    @staticmethod
-    def from_arrays(states, carried, actions, next_states, next_carried, rewards=None, dones=None) -> "Transitions":
-        n = len(actions)
-        return Transitions(
-            states=np.asarray(states, dtype=np.uint8),
-            carried=np.asarray(carried, dtype=np.int64).reshape(n, 2),
-            actions=np.asarray(actions, dtype=np.int64),
-            next_states=np.asarray(next_states, dtype=np.uint8),
-            next_carried=np.asarray(next_carried, dtype=np.int64).reshape(n, 2),
-            rewards=np.zeros(n, np.float32) if rewards is None else np.asarray(rewards, dtype=np.float32),
-            dones=np.zeros(n, bool) if dones is None else np.asarray(dones, dtype=bool),
-        )
 
-    def features(self) -> tuple[np.ndarray, np.ndarray]:
-        """Flat (N, D) int64 features of start and next states (see wav.envs.minigrid.encoding)."""
-        from wav.envs.minigrid.encoding import to_features
+@dataclass(frozen=True)
+class SequenceBatch:
+    """B windows of T consecutive steps, for latent sequence models (an RSSM).
 
-        return to_features(self.states, self.carried), to_features(self.next_states, self.next_carried)
+    states (B, T, D); actions (B, T, A): a_t is the action taken at s_t (so s_{t+1} follows it);
+    is_first (B, T) bool: a new episode starts at step t (the model resets its latent state there).
+    """
+
+    states: Tensor
+    actions: Tensor
+    is_first: Tensor
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+    def subset(self, index) -> "SequenceBatch":
+        return SequenceBatch(*(getattr(self, f.name)[index] for f in fields(self)))
 
 
 @runtime_checkable
 class WorldModel(Protocol):
-    """Forward model f(s, a) -> s'. States are (B, D) tensors, actions (B,) long or (B, A) float."""
+    """One-step forward model f(s, a) -> s'. States are (B, D) tensors, actions (B,) long or (B, A) float."""
 
     def predict(self, states: Tensor, actions: Tensor) -> Tensor:
         """Most likely next state, (B, D), in the same encoding as `states`."""
 
     def loss(self, states: Tensor, actions: Tensor, next_states: Tensor) -> Tensor:
         """Per-sample prediction error (B,) of `next_states` under the model; the verification score."""
+
+
+@runtime_checkable
+class UncertainWorldModel(WorldModel, Protocol):
+    """A world model that can say how unsure it is (the `uncertainty` and `ensemble` baselines)."""
+
+    def uncertainty(self, states: Tensor, actions: Tensor, passes: int, generator: torch.Generator) -> Tensor:
+        """Epistemic uncertainty (B,) of the outcome from `passes` stochastic passes (MC dropout)."""
+
+    def disagreement(self, states: Tensor, actions: Tensor) -> Tensor:
+        """Disagreement (B,) of the members of an ensemble (0 for one member)."""
+
+
+@runtime_checkable
+class SequenceWorldModel(Protocol):
+    """A latent sequence world model (an RSSM): observe a context, then roll forward open-loop.
+
+    The latent state is opaque to the cycle: only the model builds and reads it.
+    """
+
+    def observe(self, context: SequenceBatch) -> Any:
+        """Posterior latent state after the last step of each window (B windows)."""
+
+    def imagine(self, latent: Any, actions: Tensor) -> Tensor:
+        """Open-loop prior rollout from `latent` under actions (B, H, A): decoded states (B, H, D)."""
 
 
 @runtime_checkable

@@ -1,4 +1,8 @@
-"""What every strategy sees and returns: candidates in, one score per candidate out, top-B with a random mix."""
+"""What every strategy sees and returns: candidates in, one score per candidate out, top-B with a random mix.
+
+A `Strategy` declares what it uses (which inverse model it reads and refits, the generator, an ensemble,
+the previous world model, the true outcomes) as fields, so the loops never branch on a strategy's name.
+"""
 
 from __future__ import annotations
 
@@ -9,59 +13,78 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
-@dataclass(frozen=True)
-class Candidates:
-    """N candidate transitions: what a strategy may look at (states, actions) and the privileged truth."""
-
-    states: Tensor  # (N, D) start states
-    actions: Tensor  # (N,) or (N, A) the action that would be executed
-    next_states: Tensor  # (N, D) true outcomes: only privileged strategies (oracle, progress) read them
-
-    def __len__(self) -> int:
-        return int(self.states.shape[0])
+from wav.config import ScoringConfig
+from wav.types import InverseModel, SubgoalGenerator, TransitionBatch, WorldModel
 
 
 @dataclass
 class Models:
-    """The models a strategy may use in one round; absent ones are None."""
+    """The models of one round and the action space they act in; absent models are None."""
 
-    world_model: Any
-    subgoal: Any = None
-    inverse: Any = None
-    dense_inverse: Any = None
-    ensemble: Any = None
-    previous_world_model: Any = None  # EMA of past world models (learning progress)
-    round: int = 1
-    k: int | None = None  # subgoals per state: None = the generator's weighted modes, else K i.i.d. samples
-    n_actions: int = 7
-    mc_passes: int = 20
-    reduce: str = "min"  # how WAV reduces the scores of the subgoals matched to a candidate's action
-    score_cap: float | None = None  # WAV's verification scores saturate here (CycleResult.action_scores)
+    world_model: WorldModel
+    space: Any = None
+    """the domain's action space (wav.cycle.Discrete or Box)"""
+    subgoal: SubgoalGenerator | None = None
+    inverse: InverseModel | None = None
+    """the sparse inverse model"""
+    dense_inverse: InverseModel | None = None
+    """the vanilla (unmasked) inverse model"""
+    ensemble: WorldModel | None = None
+    """an ensemble world model (members >= 2) for the `ensemble` baseline"""
+    previous_world_model: WorldModel | None = None
+    """EMA of past world models (learning progress)"""
+
+
+# Act: (strategy, state (1, D), models, scoring, outcomes, rng, generator) -> the action to execute.
+# `outcomes(actions)` gives the TransitionBatch of those actions from this state with their true outcomes.
+Act = Callable[..., Tensor | int]
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """A named scoring rule with the share of each batch that is drawn uniformly at random instead."""
+    """A named scoring rule, what it uses, and the share of each batch drawn uniformly at random instead."""
 
     name: str
-    score_fn: Callable[[Candidates, Models, torch.Generator], Tensor]
+    score_fn: Callable[[TransitionBatch, Models, ScoringConfig, torch.Generator], Tensor]
     random_mix: float = 0.0
-    needs: frozenset = frozenset()  # extra models: "inverse", "dense_inverse", "ensemble", "previous", "subgoal" (the generator)
-    privileged: bool = False  # reads the true outcomes
+    inverse: str | None = None
+    """the inverse model it reads: "inverse" (sparse) or "dense_inverse" (vanilla); None: none"""
+    refits_inverse: bool = True
+    """refit that inverse model on all labels after each round (Algorithm 1 updates h with f)"""
+    subgoal: bool = False
+    """uses the action-free subgoal generator"""
+    ensemble: bool = False
+    """uses an ensemble world model (fit on the seed set and refit each round)"""
+    progress: bool = False
+    """keeps an EMA of past world models (models.previous_world_model)"""
+    privileged: bool = False
+    """reads the candidates' true outcomes"""
+    oracle: bool = False
+    """its scores are the true error itself (the rank correlation reuses them)"""
+    act: Act | None = None
+    """online action choice (Algorithm 1); None: score every action of a discrete space on its true outcome"""
 
-    def score(self, cand: Candidates, models: Models, generator: torch.Generator) -> Tensor:
-        return self.score_fn(cand, models, generator)
+    def score(self, cand: TransitionBatch, models: Models, scoring: ScoringConfig, generator: torch.Generator) -> Tensor:
+        return self.score_fn(cand, models, scoring, generator)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The seed-set models it needs besides the world model (names of `Models` fields)."""
+        return tuple(p for p, used in (("inverse", self.inverse == "inverse"), ("dense_inverse", self.inverse == "dense_inverse"),
+                                       ("ensemble", self.ensemble)) if used)
+
+    def inverse_model(self, models: Models) -> InverseModel | None:
+        return getattr(models, self.inverse) if self.inverse else None
 
 
 REGISTRY: dict[str, Strategy] = {}
 
 
-def register(name: str, random_mix: float = 0.0, needs=(), privileged: bool = False):
-    """Decorator: add a score function to the registry under `name`."""
+def register(name: str, random_mix: float = 0.0, **uses):
+    """Decorator: add a score function to the registry under `name` (`uses`: the other Strategy fields)."""
 
     def deco(fn):
-        REGISTRY[name] = Strategy(name, fn, random_mix, frozenset(needs), privileged)
+        REGISTRY[name] = Strategy(name, fn, random_mix, **uses)
         return fn
 
     return deco

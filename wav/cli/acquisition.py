@@ -24,9 +24,50 @@ def _strategies(text: str | None, default):
     return names
 
 
+def _score_cap(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    value = float(text)
+    if not value > 0:
+        raise ValueError
+    return value
+
+
+_score_cap.__name__ = "score cap (a positive number or 'none')"
+
+
+def _method_flags(p) -> None:
+    """The method's own knobs; each overrides the preset's value (wav.config.ScoringConfig / RoundConfig)."""
+    from wav.cycle import REDUCTIONS
+
+    g = p.add_argument_group("method (default: the preset's value)")
+    g.add_argument("--k", type=int, default=None, help="subgoals per state, K i.i.d. samples (default: the generator's weighted modes)")
+    g.add_argument("--reduce", choices=REDUCTIONS, default=None, help="how WAV reduces the scores of the subgoals matched to an action (default min)")
+    g.add_argument("--score-cap", type=_score_cap, default=False, help="WAV's verification scores saturate here; 'none' disables (default 20)")
+    g.add_argument("--mc-passes", type=int, default=None, help="MC-dropout passes of the uncertainty baseline (default 20; debug 3)")
+
+
+def round_config(args, preset: str):
+    """The preset's RoundConfig with the method flags applied (None when no flag was given)."""
+    from dataclasses import replace
+
+    from wav.config import ROUND_PRESETS
+
+    changes = {k: v for k, v in (("k", args.k), ("reduce", args.reduce), ("mc_passes", args.mc_passes)) if v is not None}
+    if args.score_cap is not False:
+        changes["score_cap"] = args.score_cap
+    for name in ("k", "mc_passes"):
+        if changes.get(name) is not None and changes[name] < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {changes[name]}")
+    if not changes:
+        return None
+    base = ROUND_PRESETS[preset]
+    return replace(base, scoring=replace(base.scoring, **changes))
+
+
 def _common(p, default_out: str) -> None:
     p.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,3,5 (default 0-9)")
-    p.add_argument("--preset", default="paper", choices=["paper", "debug"], help="model and protocol sizes")
+    p.add_argument("--preset", default="paper", choices=["paper", "debug"], help="model and protocol sizes (wav.config presets; default paper)")
     p.add_argument("--strategies", default=None, help="comma-separated strategy names or 'all'")
     p.add_argument("--backend", default="local", choices=["local", "ray"], help="local processes (joblib) or a Ray cluster")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (backend ray)")
@@ -47,6 +88,9 @@ def register(top, groups) -> None:
     p.add_argument("--models", default=None, choices=["paper", "generic"],
                    help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
     p.add_argument("--test-overlap", action="store_true", help="generated test set keeps transitions that also occur in the pool (default: excluded)")
+    p.add_argument("--rounds", type=int, default=None, help="acquisition rounds R (default 2; debug 1)")
+    p.add_argument("--budget", type=int, default=None, help="labels acquired per round B (default 50; debug 10)")
+    _method_flags(p)
     p.set_defaults(func=cmd_acquisition)
     register_online(groups)
     register_demo(top)
@@ -65,11 +109,22 @@ def _summary(results: dict) -> dict:
 def cmd_acquisition(args) -> int:
     from wav.experiments.acquisition import DEBUG_SIZES, PUBLISHED_STRATEGIES, AcquisitionExperiment, run
 
+    from dataclasses import replace
+
+    from wav.config import POOL_PRESETS
+
     sizes = DEBUG_SIZES if args.preset == "debug" else {}
+    pool_cfg = None
+    if args.rounds is not None or args.budget is not None:
+        base = POOL_PRESETS[args.preset]
+        pool_cfg = replace(base, rounds=base.rounds if args.rounds is None else args.rounds, budget=base.budget if args.budget is None else args.budget)
+        if pool_cfg.rounds < 1 or pool_cfg.budget < 1:
+            raise ValueError(f"--rounds and --budget must be >= 1, got {pool_cfg.rounds} and {pool_cfg.budget}")
     exp = AcquisitionExperiment(
         out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, PUBLISHED_STRATEGIES), preset=args.preset,
         pool=args.pool, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data, subgoal=args.subgoal,
-        models=args.models, test_overlap=args.test_overlap, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address, **sizes,
+        models=args.models, test_overlap=args.test_overlap, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address,
+        round_config=round_config(args, args.preset), pool_config=pool_cfg, **sizes,
     )
     results = run(exp)
     print(open(os.path.join(args.out, "table.md")).read())
@@ -91,6 +146,8 @@ def register_online(groups) -> None:
                    help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
     p.add_argument("--explore-test", type=int, default=None,
                    help="transitions of each extra test set of the explored env: random play (test_explore) and uniform-action play (test_uniform) (0: none; default 5000, debug 300)")
+    p.add_argument("--steps", type=int, default=None, help="environment steps = acquired labels (default 200; debug 20)")
+    _method_flags(p)
     p.set_defaults(func=cmd_online)
 
 
@@ -98,12 +155,22 @@ def cmd_online(args) -> int:
     from wav.experiments.acquisition import DEBUG_SIZES, AcquisitionExperiment
     from wav.experiments.online import ONLINE_STRATEGIES, OnlineExperiment, run
 
+    from dataclasses import replace
+
+    from wav.config import ONLINE_PRESETS
+
     sizes = DEBUG_SIZES if args.preset == "debug" else {}
+    online_cfg = None
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {args.steps}")
+        online_cfg = replace(ONLINE_PRESETS[args.preset], steps=args.steps)
     data = AcquisitionExperiment(out=args.out, preset=args.preset, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data,
                                  subgoal=args.subgoal, **sizes)
     exp = OnlineExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, ONLINE_STRATEGIES),
                            preset=args.preset, models=args.models, data=data, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address,
-                           explore_test=args.explore_test if args.explore_test is not None else (300 if args.preset == "debug" else 5000))
+                           explore_test=args.explore_test if args.explore_test is not None else (300 if args.preset == "debug" else 5000),
+                           round_config=round_config(args, args.preset), online_config=online_cfg)
     results = run(exp)
     print(open(os.path.join(args.out, "table.md")).read())
     print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")

@@ -19,6 +19,7 @@ def _train(args) -> int:
 
     from wav import train
     from wav.data.io import load_transitions
+    from wav.domains import minigrid
     from wav.runtime import set_threads
 
     set_threads(args.threads)
@@ -31,7 +32,7 @@ def _train(args) -> int:
         tcfg = dataclasses.replace(tcfg, epochs=args.epochs)
     data = _rows(load_transitions(args.data), args.rows)
     extra = {"finetune": preset.subgoal_finetune} if args.model == "subgoal" else {}
-    model, hist = getattr(train, fn)(data, cfg, tcfg, seed=args.seed, **extra)
+    model, hist = getattr(minigrid, fn)(data, cfg, tcfg, seed=args.seed, **extra)
     meta = {"data": str(args.data), "rows": args.rows, "n": len(data), "preset": args.preset, "seed": args.seed, "train": dataclasses.asdict(tcfg),
             "epochs_run": len(hist.train_loss), "best_epoch": hist.best_epoch, "seconds": round(hist.seconds, 2)}
     train.save_checkpoint(args.out, model, meta)

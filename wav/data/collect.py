@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from wav.data.policies import make_policy
 from wav.envs.minigrid.encoding import GRID_SIZE, N_ACTIONS, N_CHANNELS
-from wav.types import Transitions
+from wav.data.io import Transitions
 
 # One step of a rollout: (grid, carried, action, next_grid, next_carried, episode index).
 Step = tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, int]

@@ -10,12 +10,57 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
-from wav.envs.minigrid.encoding import GRID_SIZE, N_ACTIONS, N_CHANNELS, N_COLOURS, N_STATES, N_TYPES
-from wav.types import Transitions
+from wav.envs.minigrid.encoding import GRID_SIZE, N_ACTIONS, N_CHANNELS, N_COLOURS, N_STATES, N_TYPES, to_features
+
+@dataclass(frozen=True)
+class Transitions:
+    """A labelled MiniGrid transition set in the published npz schema (squeezed).
+
+    states, next_states: uint8 (N, W, H, C); carried, next_carried: int64 (N, 2) = (colour, type);
+    actions: int64 (N,); rewards: float32 (N,); dones: bool (N,).
+    """
+
+    states: np.ndarray
+    carried: np.ndarray
+    actions: np.ndarray
+    next_states: np.ndarray
+    next_carried: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+    def subset(self, index) -> "Transitions":
+        """Rows selected by an index array, slice or boolean mask."""
+        return Transitions(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @staticmethod
+    def concat(parts: "list[Transitions]") -> "Transitions":
+        return Transitions(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Transitions)})
+
+    @staticmethod
+    def from_arrays(states, carried, actions, next_states, next_carried, rewards=None, dones=None) -> "Transitions":
+        n = len(actions)
+        return Transitions(
+            states=np.asarray(states, dtype=np.uint8),
+            carried=np.asarray(carried, dtype=np.int64).reshape(n, 2),
+            actions=np.asarray(actions, dtype=np.int64),
+            next_states=np.asarray(next_states, dtype=np.uint8),
+            next_carried=np.asarray(next_carried, dtype=np.int64).reshape(n, 2),
+            rewards=np.zeros(n, np.float32) if rewards is None else np.asarray(rewards, dtype=np.float32),
+            dones=np.zeros(n, bool) if dones is None else np.asarray(dones, dtype=bool),
+        )
+
+    def features(self) -> tuple[np.ndarray, np.ndarray]:
+        """Flat (N, D) int64 features of start and next states (see wav.envs.minigrid.encoding)."""
+        return to_features(self.states, self.carried), to_features(self.next_states, self.next_carried)
+
 
 REQUIRED_KEYS = ("states", "carried", "actions", "next_states", "next_carried")
 OPTIONAL_KEYS = ("rewards", "dones")

@@ -93,21 +93,6 @@ def _demo_sort_key(name: str):
     return (0, int(tail)) if tail.isdigit() else (1, name)
 
 
-def read_env_args(path) -> dict:
-    h5py = _require_h5py()
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file")
-    try:
-        with h5py.File(path, "r") as f:
-            raw = f["data"].attrs.get("env_args", "{}") if "data" in f else None
-    except OSError as e:
-        raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
-    if raw is None:
-        raise DataError(f"{path}: no 'data' group (expected robomimic layout data/demo_i/...)")
-    return json.loads(raw)
-
-
 def list_masks(path) -> dict[str, list[str]]:
     """Filter keys (partitions) of a file: name -> demo names."""
     h5py = _require_h5py()
@@ -230,7 +215,3 @@ def summary(path) -> dict:
         "success_by_source": {k: float(np.mean(v)) for k, v in sorted(by_source.items())},
         "masks": {k: len(v) for k, v in list_masks(path).items()},
     }
-
-
-def file_size_mb(path) -> float:
-    return os.path.getsize(path) / 2**20

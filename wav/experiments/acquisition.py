@@ -15,9 +15,12 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
-from wav.loop import ACQUISITION_PRESETS, AcquisitionConfig, PoolData, evaluate_round, pool_oracle, run_pool
+from wav.config import POOL_PRESETS, ROUND_PRESETS, PoolConfig, RoundConfig, preset as lookup
+from wav.domains.base import PoolData
+from wav.domains.minigrid import DOMAIN_PRESETS, MiniGridDomain
+from wav.loop import pool_oracle, run_pool
 from wav.stats import mean_ci, paired_difference
-from wav.types import Transitions
+from wav.data.io import Transitions
 
 PUBLISHED_STRATEGIES = ("random", "uncertainty", "progress", "wav", "oracle")
 PUBLISHED = {  # REFERENCE §4, read off the published figure (~)
@@ -41,9 +44,9 @@ class AcquisitionExperiment:
     strategies: tuple[str, ...] = PUBLISHED_STRATEGIES
     """strategies from the registry (wav.acquire.REGISTRY)"""
     preset: str = "paper"
-    """acquisition preset: paper | debug"""
+    """the row of every preset table (models, round, pool protocol): paper | debug"""
     models: str | None = None
-    """model preset overriding the acquisition preset's: paper (pointer world model) | generic (without pointer heads, like the published net)"""
+    """model preset overriding the preset's: paper (pointer world model) | generic (without pointer heads, like the published net)"""
     test_overlap: bool = False
     """generated test set: keep transitions that also occur in the pool (as a policy test set collected
     independently does; the published 10,368 must have) instead of excluding them"""
@@ -68,13 +71,23 @@ class AcquisitionExperiment:
     jobs: int = 2
     """parallel seed jobs (local backend)"""
     ray_address: str | None = None
-    config: AcquisitionConfig | None = None
-    """an explicit protocol config instead of the preset's (benchmarks vary the training recipe)"""
+    round_config: RoundConfig | None = None
+    """an explicit round config (scoring, refits) instead of the preset's (the CLI's method flags, benchmarks)"""
+    pool_config: PoolConfig | None = None
+    """an explicit pool protocol (rounds, budget) instead of the preset's"""
 
     @property
-    def acquisition(self) -> AcquisitionConfig:
-        cfg = self.config or ACQUISITION_PRESETS[self.preset]
-        return replace(cfg, models=self.models) if self.models else cfg
+    def domain(self) -> MiniGridDomain:
+        d = lookup(DOMAIN_PRESETS, self.preset)
+        return replace(d, models=self.models) if self.models else d
+
+    @property
+    def round(self) -> RoundConfig:
+        return self.round_config or lookup(ROUND_PRESETS, self.preset)
+
+    @property
+    def protocol(self) -> PoolConfig:
+        return self.pool_config or lookup(POOL_PRESETS, self.preset)
 
 
 DEBUG_SIZES = dict(pool_size=3000, seed_size=100, test_per_action=60, video_size=3000)
@@ -114,7 +127,8 @@ def prepare_data(exp: AcquisitionExperiment) -> dict[str, Path]:
 def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
     """The frozen subgoal generator, trained once per experiment on the action-free corpus (cached)."""
     from wav.data.collect import collect
-    from wav.train import load_checkpoint, save_checkpoint, train_subgoal
+    from wav.domains.minigrid import train_subgoal
+    from wav.train import load_checkpoint, save_checkpoint
 
     if exp.subgoal:
         return load_checkpoint(exp.subgoal, "subgoal")
@@ -122,7 +136,7 @@ def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
     if ckpt.exists():
         return load_checkpoint(ckpt, "subgoal")
     video = cached_transitions(paths["video"], lambda: collect("WAV/Interact-v0", {"objects": 3}, "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
-    p = exp.acquisition.preset
+    p = exp.domain.preset
     model, hist = train_subgoal(video, p.subgoal, p.subgoal_train, seed=0, finetune=p.subgoal_finetune)
     save_checkpoint(ckpt, model, {"trained_on": str(paths["video"]), "seconds": hist.seconds})
     return model
@@ -138,13 +152,11 @@ RUN_COST = {"uncertainty": 5, "ensemble": 4, "wav": 3, "wav-dense": 3, "wav-stat
 
 def _pool_data(exp: AcquisitionExperiment, paths: dict[str, Path]) -> PoolData:
     from wav.data.io import load_transitions
-    from wav.metrics import afs_states
 
-    afs_src = load_transitions(paths["afs"])
     return PoolData(
         seed_set=load_transitions(paths["seed"]), pool=load_transitions(paths["pool"]), test=load_transitions(paths["test"]),
-        afs_states=afs_states(afs_src.features()[0], exp.acquisition.afs_states, np.random.default_rng(50_000)),
         extra_tests={"test_excl": load_transitions(paths["test_excl"])} if "test_excl" in paths else {},
+        probes=exp.domain.probes(load_transitions(paths["afs"])),
     )
 
 
@@ -177,7 +189,7 @@ def _proposals_job(exp: AcquisitionExperiment, paths: dict[str, Path]) -> dict:
     """The frozen generator's weighted modes at every distinct pool state, computed once per experiment
     (every seed's `wav` runs read them: the generator and the pool are the same for all seeds)."""
     from wav.data.io import load_transitions
-    from wav.loop import frozen_subgoals
+    from wav.domains.minigrid import frozen_subgoals
     from wav.runtime import set_threads
     from wav.cycle import distinct_rows
 
@@ -204,11 +216,11 @@ def _fit_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int, part
 
     set_threads(1)
     t0 = time.perf_counter()
-    model = train_shared_part(load_transitions(paths["seed"]), exp.acquisition, seed, part)
+    model = train_shared_part(exp.domain, load_transitions(paths["seed"]), exp.round, seed, part)
     start = None
     if part == "world_model":
         data = _pool_data(exp, paths)
-        start = {"metrics": evaluate_round(model, data, exp.acquisition.box_toggle), "oracle": pool_oracle(model, data.pool)}
+        start = {"metrics": exp.domain.evaluate(model, data), "oracle": pool_oracle(exp.domain, model, data.pool)}
     return {"kind": "fit", "seed": seed, "part": part, "model": model, "start": start, "seconds": time.perf_counter() - t0}
 
 
@@ -221,18 +233,20 @@ def _strategy_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int,
     set_threads(1)
     t0 = time.perf_counter()
     data = _pool_data(exp, paths)
-    needs = make_strategy(strategy).needs
+    from wav.domains.minigrid import frozen_subgoals
+
+    uses = make_strategy(strategy)
     parts = dict(parts)
-    for part in shared_parts(needs):  # a seed-set model that only this run uses is fit here
+    for part in shared_parts([uses]):  # a seed-set model that only this run uses is fit here
         if part not in parts:
-            parts[part] = train_shared_part(data.seed_set, exp.acquisition, seed, part)
-    uses_generator = "subgoal" in needs
-    shared = shared_models(subgoal_model(exp, paths) if uses_generator else None, parts)
+            parts[part] = train_shared_part(exp.domain, data.seed_set, exp.round, seed, part)
+    uses_generator = uses.subgoal
+    shared = shared_models(frozen_subgoals(subgoal_model(exp, paths)) if uses_generator else None, parts)
     table = _cached_proposals(exp, paths, shared.subgoal.model) if uses_generator and hasattr(shared.subgoal, "import_modes") else None
     if table is not None:
         shared.subgoal.import_modes(table)
     extra = {"data": {k: str(v) for k, v in paths.items()}, "experiment": asdict(exp)}
-    run_pool(strategy, seed, data, shared, exp.acquisition, run_dir(exp, strategy, seed), extra, start["metrics"], start["oracle"])
+    run_pool(exp.domain, strategy, seed, data, shared, exp.protocol, exp.round, run_dir(exp, strategy, seed), extra, start["metrics"], start["oracle"])
     return {"kind": "strategy", "seed": seed, "strategy": strategy, "seconds": time.perf_counter() - t0}
 
 
@@ -257,11 +271,11 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     subgoal_model(exp, paths)  # train once before the jobs fan out
     t0 = time.perf_counter()
     todo = [(seed, s) for seed in exp.seeds for s in exp.strategies if not is_done(run_dir(exp, s, seed))]
-    needs = {seed: [make_strategy(s).needs for k, s in todo if k == seed] for seed, _ in todo}
+    needs = {seed: [make_strategy(s) for k, s in todo if k == seed] for seed, _ in todo}
     # wave 1 fits the world model of every seed and each other seed-set model that two or more runs share
-    wave1 = [("fit", exp, paths, seed, part) for seed in needs for part in shared_parts(set().union(*needs[seed]))
-             if part == "world_model" or sum(part in n for n in needs[seed]) > 1]
-    if any("subgoal" in n for per_seed in needs.values() for n in per_seed):
+    wave1 = [("fit", exp, paths, seed, part) for seed in needs for part in shared_parts(needs[seed])
+             if part == "world_model" or sum(part in s.parts for s in needs[seed]) > 1]
+    if any(s.subgoal for per_seed in needs.values() for s in per_seed):
         wave1.insert(0, ("proposals", exp, paths))
     fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address, desc="seed-set fits" if progress else None)
     t1 = time.perf_counter()
@@ -320,7 +334,7 @@ def report(exp: AcquisitionExperiment) -> dict:
             paired[s] = {m: paired_difference([rows[ref][k].get(m, np.nan) for k in common], [rows[s][k].get(m, np.nan) for k in common]) for m in ("pred_error", "afs", *(e for e in extra if e.endswith("/pred_error")))}
     curves = learning_curves(exp)
     results = {"strategies": strategies, "paired_wav_minus": paired, "curves": curves, "sample_efficiency": sample_efficiency(curves),
-               "preset": exp.preset, "models": exp.acquisition.models, "test_overlap": exp.test_overlap, "n_seeds": len(exp.seeds)}
+               "preset": exp.preset, "models": exp.domain.models, "test_overlap": exp.test_overlap, "n_seeds": len(exp.seeds)}
     out = Path(exp.out)
     write_json(out / "results.json", results)
     (out / "table.md").write_text(markdown_table(results))

@@ -18,7 +18,7 @@ import numpy as np
 from wav.data.io import atomic_write, load_transitions
 from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, scaled_schedule, write_json
 from wav.stats import mean_ci, paired_difference
-from wav.types import Transitions
+from wav.data.io import Transitions
 
 SWEEPS = {
     "samples": (400, 800, 1200, 1600, 2000),
@@ -109,7 +109,7 @@ def _sweep_job(exp: AsymmetryExperiment, xs: tuple[int, ...], files: dict, seed:
     from wav.config import model_preset
     from wav.evaluate import inverse_metrics, world_model_metrics
     from wav.runtime import set_threads
-    from wav.train import train_inverse, train_world_model
+    from wav.domains.minigrid import train_inverse, train_world_model
 
     set_threads(1)
     todo = [x for x in xs if not is_done(_sweep_dir(exp, x, seed))]
@@ -289,7 +289,8 @@ def _ood_job(exp: IdmOodExperiment, protocol: str, files: tuple[Path, Path, str]
     from wav.config import model_preset
     from wav.evaluate import inverse_metrics
     from wav.runtime import set_threads
-    from wav.train import save_checkpoint, train_inverse
+    from wav.domains.minigrid import train_inverse
+    from wav.train import save_checkpoint
 
     set_threads(1)
     rd = _ood_dir(exp, protocol, variant, seed)

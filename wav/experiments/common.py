@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from wav.data.io import load_transitions, save_transitions
-from wav.types import Transitions
+from wav.data.io import Transitions
 
 
 def cached_transitions(path: Path, make: Callable[[], Transitions], given: str | None = None) -> Transitions:

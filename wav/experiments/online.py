@@ -11,7 +11,10 @@ import numpy as np
 
 from wav.experiments.acquisition import AcquisitionExperiment, prepare_data, subgoal_model
 from wav.experiments.common import is_done, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
-from wav.loop import ONLINE_PRESETS, OnlineConfig, PoolData, run_online, train_shared
+from wav.config import ONLINE_PRESETS, ROUND_PRESETS, OnlineConfig, RoundConfig, preset as lookup
+from wav.domains.base import PoolData
+from wav.domains.minigrid import DOMAIN_PRESETS, MiniGridDomain, frozen_subgoals
+from wav.loop import run_online, shared_models, shared_parts, train_shared_part
 from wav.stats import mean_ci, paired_difference
 
 ONLINE_STRATEGIES = ("random", "uncertainty", "ensemble", "wav")
@@ -44,11 +47,23 @@ class OnlineExperiment:
     backend: str = "local"
     jobs: int = 2
     ray_address: str | None = None
+    round_config: RoundConfig | None = None
+    """an explicit round config (scoring, refits) instead of the preset's"""
+    online_config: OnlineConfig | None = None
+    """an explicit online protocol (steps, update interval) instead of the preset's"""
+
+    @property
+    def domain(self) -> MiniGridDomain:
+        d = lookup(DOMAIN_PRESETS, self.preset)
+        return replace(d, models=self.models) if self.models else d
+
+    @property
+    def round(self) -> RoundConfig:
+        return self.round_config or lookup(ROUND_PRESETS, self.preset)
 
     @property
     def online(self) -> OnlineConfig:
-        cfg = ONLINE_PRESETS[self.preset]
-        return replace(cfg, models=self.models) if self.models else cfg
+        return self.online_config or lookup(ONLINE_PRESETS, self.preset)
 
 
 def run_dir(exp: OnlineExperiment, strategy: str, seed: int) -> Path:
@@ -58,7 +73,6 @@ def run_dir(exp: OnlineExperiment, strategy: str, seed: int) -> Path:
 def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
     from wav.acquire import make_strategy
     from wav.data.io import load_transitions
-    from wav.metrics import afs_states
     from wav.runtime import set_threads
 
     set_threads(1)
@@ -66,19 +80,15 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
     if not todo:
         return {"seed": seed, "seconds": 0.0, "ran": []}
     t0 = time.perf_counter()
-    cfg = exp.online
-    afs_src = load_transitions(paths["afs"])
+    domain = exp.domain
     seed_set = load_transitions(paths["seed"])
     data = PoolData(seed_set=seed_set, pool=seed_set.subset(slice(0, 0)), test=load_transitions(paths["test"]),
-                    afs_states=afs_states(afs_src.features()[0], cfg.afs_states, np.random.default_rng(50_000)),
-                    extra_tests={name: load_transitions(paths[name]) for name in EXTRA_TESTS if name in paths})
-    needs = set().union(*(make_strategy(s).needs for s in todo))
-    from wav.loop import ACQUISITION_PRESETS
-
-    acq = replace(ACQUISITION_PRESETS[exp.preset], models=cfg.models, ensemble_members=cfg.ensemble_members)
-    shared = train_shared(data, subgoal_model(exp.data, paths), acq, seed, needs)
+                    extra_tests={name: load_transitions(paths[name]) for name in EXTRA_TESTS if name in paths},
+                    probes=domain.probes(load_transitions(paths["afs"])))
+    parts = shared_parts([make_strategy(s) for s in todo])
+    shared = shared_models(frozen_subgoals(subgoal_model(exp.data, paths)), {p: train_shared_part(domain, seed_set, exp.round, seed, p) for p in parts})
     for s in todo:
-        run_online(s, seed, data, shared, cfg, run_dir(exp, s, seed), {"data": {k: str(v) for k, v in paths.items()}})
+        run_online(domain, s, seed, data, shared, exp.online, exp.round, run_dir(exp, s, seed), {"data": {k: str(v) for k, v in paths.items()}})
     return {"seed": seed, "seconds": time.perf_counter() - t0, "ran": todo}
 
 
@@ -96,7 +106,7 @@ def run(exp: OnlineExperiment) -> dict:
             continue
         path = Path(exp.out) / "data" / f"{name}_{exp.explore_test}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
-        cached_transitions(path, lambda: collect(exp.online.env_id, {"box_toggle": exp.online.box_toggle}, policy, exp.explore_test, seed,
+        cached_transitions(path, lambda: collect(exp.domain.env_id, {"box_toggle": exp.domain.box_toggle}, policy, exp.explore_test, seed,
                                                  episode_steps=exp.online.episode_steps)[0])
         paths[name] = path
     subgoal_model(exp.data, paths)
@@ -115,7 +125,7 @@ def report(exp: OnlineExperiment) -> dict:
     strategies = {s: {**_final(per_seed, "pred_error"), "seeds": sorted(per_seed)} for s, per_seed in finals.items()}
     paired = _paired(finals)
     results = {"strategies": strategies, "curves": curves, "paired_wav_minus": paired, "sample_efficiency": sample_efficiency(curves),
-               "preset": exp.preset, "n_seeds": len(exp.seeds), "online": asdict(exp.online)}
+               "preset": exp.preset, "n_seeds": len(exp.seeds), "online": asdict(exp.online), "round": asdict(exp.round)}
     for name, (_, _, suffix, _) in EXTRA_TESTS.items():  # the extra test sets of the explored env
         extra_curves, extra_finals = _curves(exp, f"{name}/pred_error")
         if extra_curves:

@@ -232,11 +232,6 @@ def carried_expectation(carried_probs: Tensor) -> Tensor:
     return torch.stack(outs, -1)
 
 
-def channel_softmax(cell_logits: Tensor) -> Tensor:
-    """Per-channel softmax of (..., 21) logits (each channel's block sums to 1)."""
-    return torch.cat([torch.softmax(cell_logits[..., s], -1) for s in CELL_SLICES], -1)
-
-
 def carried_softmax(carried_logits: Tensor) -> Tensor:
     """Per-block probabilities of (..., 17) carried logits or log-probabilities."""
     return torch.cat([torch.softmax(carried_logits[..., s], -1) for s in CARRIED_SLICES], -1)

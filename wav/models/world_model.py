@@ -99,6 +99,22 @@ class GridWorldModel(nn.Module):
         m = c.shape[0]
         return c.reshape(m, passes, b, *c.shape[2:]).transpose(0, 1), k.reshape(m, passes, b, -1).transpose(0, 1)
 
+    @property
+    def members(self) -> int:
+        return self.cfg.members
+
+    def uncertainty(self, states: Tensor, actions: Tensor, passes: int, generator: torch.Generator) -> Tensor:
+        """MC-dropout BALD (B,) over `passes` stochastic passes (and the members), as in the authors' release."""
+        if self.cfg.dropout <= 0:
+            raise ValueError("MC-dropout uncertainty needs a world model trained with dropout > 0 (WorldModelConfig.dropout)")
+        c, k = self.mc_logits(states, actions, passes, generator)  # (T, M, B, 36, L), (T, M, B, Lc)
+        return categorical_bald(c.flatten(0, 1), k.flatten(0, 1), nets.CELL_SLICES, nets.CARRIED_SLICES, self.cfg.carried_weight)
+
+    def disagreement(self, states: Tensor, actions: Tensor) -> Tensor:
+        """BALD across the ensemble's members (B,); 0 for a single member."""
+        c, k = self.logits(states, actions)  # (M, B, 36, L), (M, B, Lc)
+        return categorical_bald(c, k, nets.CELL_SLICES, nets.CARRIED_SLICES, self.cfg.carried_weight)
+
     def member_loss(self, states: Tensor, actions: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Prediction Error of each member, (M, B)."""
         c, k = self.logits(states, actions, generator)
@@ -147,3 +163,23 @@ def prediction_error(cell_log_probs: Tensor, carried_probs: Tensor, next_states:
     grid = nets.cell_nll(cell_log_probs, next_states).mean(-1)
     err = nets.carried_expectation(carried_probs) - nets.carried(next_states).to(carried_probs.dtype)
     return grid + carried_weight * (err**2).sum(-1)
+
+
+def categorical_bald(cell_log_probs: Tensor, carried_log_probs: Tensor, slices, carried_slices, carried_weight: float = 10.0) -> Tensor:
+    """BALD over T stochastic predictions: cells (T, B, 36, L), carried (T, B, Lc) -> (B,).
+
+    Inputs are log-probabilities normalised per block (`slices`), as the grid models return them.
+    Per head (type, colour, state) and cell, H[mean p] - mean H[p]; max over cells; summed over heads;
+    plus `carried_weight` x the variance over passes of the expected carried ids (as published).
+    The per-block sums are one matrix product with the block indicator, not one op per head.
+    """
+    blocks = nets.block_indicator(slices, cell_log_probs.shape[-1])  # (L, heads)
+    p = cell_log_probs.exp()
+    each = -(p * cell_log_probs) @ blocks  # (T, B, 36, heads) entropies (the log-probabilities are finite)
+    mean = p.mean(0)
+    mi = -(mean * torch.log(mean.clamp_min(1e-12))) @ blocks - each.mean(0)  # (B, 36, heads)
+    ids = torch.zeros(carried_log_probs.shape[-1], len(carried_slices))
+    for j, sl in enumerate(carried_slices):
+        ids[sl, j] = torch.arange(sl.stop - sl.start, dtype=ids.dtype)
+    expected = carried_log_probs.exp() @ ids  # (T, B, 2) expected (colour, type) ids
+    return mi.amax(1).sum(-1) + carried_weight * expected.var(0, unbiased=False).sum(-1)

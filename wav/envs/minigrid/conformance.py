@@ -8,7 +8,7 @@ import numpy as np
 
 from wav.envs.minigrid.dynamics import step_batch
 from wav.envs.minigrid.encoding import ACTION_NAMES, FLOOR
-from wav.types import Transitions
+from wav.data.io import Transitions
 
 
 @dataclass(frozen=True)

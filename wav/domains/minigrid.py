@@ -1,0 +1,209 @@
+"""The MiniGrid domain (REFERENCE §2-4): the interactive 6x6 grid, its three models and its metrics,
+plugged into the shared verification core through the `wav.domains.base.Domain` protocol.
+
+States are flat int64 features (36 cells x (type, colour, state) + carried (colour, type)); actions are
+the 7 discrete ids of `wav.envs.minigrid.encoding.ACTION_NAMES`. The fitting functions here are the
+MiniGrid entry points of `wav.train.fit` (used by the CLI, the experiments and the benchmarks too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from wav.config import InverseConfig, ModelsPreset, SubgoalConfig, TrainConfig, WorldModelConfig, model_preset
+from wav.cycle import Discrete, distinct_rows, predict_and_loss
+from wav.data.io import Transitions
+from wav.domains.base import PARTS, PoolData
+from wav.envs.minigrid.encoding import ACTION_NAMES, EMPTY_CARRIED, N_ACTIONS, to_features
+from wav.metrics import per_action_error
+from wav.models import GridWorldModel, MixtureSubgoalGenerator, SparseInverseModel
+from wav.train import History, Rows, build, fit
+from wav.types import TransitionBatch
+
+SPACE = Discrete(N_ACTIONS, ACTION_NAMES)
+
+
+def batch(tr: Transitions) -> TransitionBatch:
+    """A transition set as flat feature tensors: states (N, D) int64, actions (N,), next states (N, D)."""
+    s, sn = tr.features()
+    return TransitionBatch(torch.from_numpy(s), torch.from_numpy(tr.actions), torch.from_numpy(sn))
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def train_world_model(
+    tr: Transitions, cfg: WorldModelConfig = WorldModelConfig(), train: TrainConfig = TrainConfig(), seed: int = 0, model: GridWorldModel | None = None
+) -> tuple[GridWorldModel, History]:
+    """Fit (or, given `model`, continue fitting) the grid world model on labelled transitions."""
+    model = build(GridWorldModel, cfg, seed) if model is None else model
+    return model, fit(model, Rows(*batch(tr).tensors()), train, seed)
+
+
+def train_subgoal(
+    tr: Transitions, cfg: SubgoalConfig = SubgoalConfig(), train: TrainConfig = TrainConfig(), seed: int = 0, finetune: TrainConfig | None = None
+) -> tuple[MixtureSubgoalGenerator, History]:
+    """Fit the subgoal generator on (s, s') pairs; `tr.actions` is never read. `finetune`, if given, is a
+    second stage (typically a lower learning rate) that continues from the first stage's best weights."""
+    model = build(MixtureSubgoalGenerator, cfg, seed)
+    s, sn = tr.features()
+    data = Rows(torch.from_numpy(s), torch.from_numpy(sn))
+    hist = fit(model, data, train, seed)
+    if finetune is not None:
+        second = fit(model, data, finetune, seed + 1)
+        hist.train_loss += second.train_loss
+        hist.val_loss += second.val_loss
+        hist.seconds += second.seconds
+        hist.best_epoch = len(hist.train_loss) - len(second.train_loss) + second.best_epoch
+    return model, hist
+
+
+def train_inverse(
+    tr: Transitions, cfg: InverseConfig = InverseConfig(), train: TrainConfig = TrainConfig(), seed: int = 0, model: SparseInverseModel | None = None
+) -> tuple[SparseInverseModel, History]:
+    """Fit (or, given `model`, continue fitting) the sparse (or, with cfg.dense, vanilla) inverse model."""
+    model = build(SparseInverseModel, cfg, seed) if model is None else model
+    return model, fit(model, Rows(*batch(tr).tensors()), train, seed)
+
+
+def frozen_subgoals(subgoal):
+    """The cycle's view of the generator (`FrozenSubgoals`): its weighted modes (memoised, as the pool's
+    states recur every round) or K i.i.d. draws from p(s'|s), never the distinct-code mode (for coverage)."""
+    from wav.models.subgoal import FrozenSubgoals
+
+    return FrozenSubgoals(subgoal) if isinstance(subgoal, MixtureSubgoalGenerator) else subgoal
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def test_metrics(world_model, test: Transitions) -> dict:
+    """Prediction error, dynamic accuracy and per-action error of one test set, from one pass."""
+    from wav.evaluate import dynamic_accuracy
+
+    b = batch(test)
+    rows = [x.contiguous() for x in b.tensors()]
+    first, where = distinct_rows(*rows)  # a policy test set repeats transitions: each distinct one runs once
+    preds, errs = [], []
+    with torch.no_grad():
+        for i in range(0, len(first), 512):  # small chunks run ~1.5x faster on CPU (cache)
+            p, e = predict_and_loss(world_model, *(x[first[i : i + 512]] for x in rows))
+            preds.append(p.numpy())
+            errs.append(e.numpy())
+    err, pred = np.concatenate(errs)[where.numpy()], np.concatenate(preds)[where.numpy()]
+    return {"pred_error": float(err.mean()), "dynamic_accuracy": dynamic_accuracy(b.states.numpy(), b.next_states.numpy(), pred),
+            "per_action_error": per_action_error(err, test.actions, ACTION_NAMES)}
+
+
+def _hidden_state(env) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Encoded state plus the facts the encoding hides (cell under the agent, contents of the front box)."""
+    grid, carried = env.encode_state()
+    here = env.grid.get(*env.agent_pos)
+    under = np.array((1, 0, 0) if here is None else here.encode())
+    fwd = env.grid.get(*env.front_pos)
+    contents = np.array(EMPTY_CARRIED)
+    if fwd is not None and fwd.type == "box" and fwd.contains is not None:
+        contents = np.array(fwd.contains.encode()[1::-1])
+    return grid, carried, under, contents
+
+
+# --------------------------------------------------------------------------- the domain
+
+
+@dataclass(frozen=True)
+class MiniGridDomain:
+    """The interactive grid of the paper's MiniGrid suite as a `wav.domains.base.Domain`."""
+
+    models: str = "paper"
+    """model preset (wav.config.MODEL_PRESETS): paper (pointer world model) | generic | debug"""
+    box_toggle: str = "swap"
+    """box semantics of the data, the env and the action following score: swap | recolor"""
+    env_id: str = "WAV/MultiTask-v0"
+    """the environment the online loop explores"""
+    afs_states: int = 200
+    """start states of the action following score"""
+    space: Discrete = field(default=SPACE)
+
+    @property
+    def preset(self) -> ModelsPreset:
+        return model_preset(self.models)
+
+    def batch(self, data: Transitions) -> TransitionBatch:
+        return batch(data)
+
+    def concat(self, parts: list[Transitions]) -> Transitions:
+        return Transitions.concat(parts)
+
+    def subset(self, data: Transitions, index: np.ndarray) -> Transitions:
+        return data.subset(index)
+
+    def fit(self, part: str, data: Transitions, seed: int, train: TrainConfig | None = None, model=None, members: int = 1):
+        p = self.preset
+        if part in ("world_model", "ensemble"):
+            cfg = replace(p.world_model, members=members) if part == "ensemble" else p.world_model
+            return train_world_model(data, cfg, train or p.world_model_train, seed, model)[0]
+        if part in ("inverse", "dense_inverse"):
+            cfg = replace(p.inverse, dense=True) if part == "dense_inverse" else p.inverse
+            return train_inverse(data, cfg, train or p.inverse_train, seed, model)[0]
+        raise ValueError(f"unknown model part {part!r}; known: {', '.join(PARTS)}")
+
+    def probes(self, source: Transitions) -> np.ndarray:
+        """The action following score's start states, drawn once from `source` (fixed stream)."""
+        from wav.evaluate import afs_states
+
+        return afs_states(source.features()[0], self.afs_states, np.random.default_rng(50_000))
+
+    def evaluate(self, world_model, data: PoolData) -> dict:
+        """`test_metrics` of the test set (and, prefixed `<name>/`, of every extra test set) and the AFS."""
+        from wav.evaluate import action_following_score
+
+        out = {**test_metrics(world_model, data.test), "afs": action_following_score(world_model, data.probes, self.box_toggle)}
+        for name, test in data.extra_tests.items():
+            out.update({f"{name}/{k}": v for k, v in test_metrics(world_model, test).items()})
+        return out
+
+    # ---- online
+
+    def make_env(self, seed: int):
+        import gymnasium as gym
+
+        import wav.envs  # noqa: F401  (registers the env ids)
+
+        env = gym.make(self.env_id, box_toggle=self.box_toggle).unwrapped
+        env.reset(seed=seed)
+        return env
+
+    def reset(self, env, seed: int) -> None:
+        env.reset(seed=seed)
+
+    def observe(self, env):
+        from wav.envs.minigrid.dynamics import step_batch
+
+        grid, carried, under, contents = _hidden_state(env)
+        state = torch.from_numpy(to_features(grid[None], carried[None]))
+
+        def outcomes(actions: Tensor) -> TransitionBatch:
+            n = len(actions)
+            rep = lambda x: np.repeat(x[None], n, 0)  # noqa: E731
+            ng, nc = step_batch(rep(grid), rep(carried), actions.numpy(), self.box_toggle, under=rep(under), box_contents=rep(contents))
+            return TransitionBatch(state.repeat(n, 1), actions, torch.from_numpy(to_features(ng, nc)))
+
+        return state, outcomes
+
+    def step(self, env, action) -> tuple[tuple, bool]:
+        grid, carried = env.encode_state()
+        obs, _, term, trunc, _ = env.step(int(action))
+        return (grid, carried, int(action), obs["grid"], obs["carried"]), bool(term or trunc)
+
+    def transitions(self, records: list[tuple]) -> Transitions:
+        return Transitions.from_arrays(*(np.stack(col) for col in zip(*records)))
+
+
+DOMAIN_PRESETS: dict[str, MiniGridDomain] = {
+    "paper": MiniGridDomain(),
+    "debug": MiniGridDomain(models="debug", afs_states=20),
+}
