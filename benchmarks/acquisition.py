@@ -65,9 +65,9 @@ def trade_off(args) -> list[str]:
     from wav.data.collect import make_testset
     from wav.data.io import load_transitions
     from wav.experiments.common import cached_transitions
-    from wav.loop import ACQUISITION_PRESETS, test_metrics
-    from wav.train import train_world_model
-    from wav.types import Transitions
+    from wav.config import ROUND_PRESETS
+    from wav.domains.minigrid import test_metrics, train_world_model
+    from wav.data.io import Transitions
 
     pool = load_transitions(os.path.join(args.official, POOL))
     seed_set = load_transitions(os.path.join(args.official, SEED))
@@ -79,12 +79,12 @@ def trade_off(args) -> list[str]:
         wm, _ = train_world_model(seed_set, p.world_model, p.world_model_train, s)
         lab = Transitions.concat([seed_set, pool.subset(np.random.default_rng(s).choice(len(pool), 100, replace=False))])
         for r in RECIPES:
-            refit = replace(ACQUISITION_PRESETS["paper"].refit, epochs=r[0], lr=r[1], batch_size=r[2])
+            refit = replace(ROUND_PRESETS["paper"].refit, epochs=r[0], lr=r[1], batch_size=r[2])
             t = time.perf_counter()
             w2, _ = train_world_model(lab, p.world_model, refit, s + 1, copy.deepcopy(wm))
             secs[r].append(time.perf_counter() - t)
             errs[r].append(test_metrics(w2, dev)["pred_error"])
-    default = ACQUISITION_PRESETS["paper"].refit
+    default = ROUND_PRESETS["paper"].refit
     lines = ["## Refit recipe: accuracy vs time (generic world model; development test set; seed set + 100 random pool labels)", "",
              f"| refit epochs | lr | batch | dev prediction error (mean ± sd over seeds {args.seeds}) | refit seconds |", "|---|---|---|---|---|"]
     for r in RECIPES:

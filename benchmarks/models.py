@@ -30,7 +30,8 @@ from wav.envs.minigrid.encoding import to_features
 from wav.envs.minigrid.states import random_states
 from wav.models import GridWorldModel, MixtureSubgoalGenerator, SparseInverseModel
 from wav.runtime import cpu_description, set_threads, torch_generator
-from wav.train import build, load_checkpoint, train_inverse, train_subgoal, train_world_model
+from wav.domains.minigrid import train_inverse, train_subgoal, train_world_model
+from wav.train import build, load_checkpoint
 
 FILES = {
     "pool": "MiniGrid-Empty-Interact-6x6-o3-v0_MultiTaskPolicy_data_pool.npz",

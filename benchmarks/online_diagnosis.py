@@ -22,8 +22,8 @@ def explore(seed: int, steps: int = 200, episode_steps: int = 50):
     import gymnasium as gym
 
     import wav.envs  # noqa: F401
-    from wav.loop import _hidden_state
-    from wav.types import Transitions
+    from wav.domains.minigrid import _hidden_state
+    from wav.data.io import Transitions
 
     env = gym.make("WAV/MultiTask-v0", box_toggle="swap").unwrapped
     env.reset(seed=seed)
@@ -57,16 +57,16 @@ def main() -> None:
 
     from wav.config import model_preset
     from wav.data.io import load_transitions
-    from wav.loop import ONLINE_PRESETS, test_metrics
+    from wav.config import ROUND_PRESETS
+    from wav.domains.minigrid import test_metrics, train_world_model
     from wav.runtime import set_threads
-    from wav.train import train_world_model
-    from wav.types import Transitions
+    from wav.data.io import Transitions
 
     set_threads(1)
     seed_set = load_transitions(os.path.join(args.official, "random_selected_data.npz"))
     pool = load_transitions(os.path.join(args.official, "MiniGrid-Empty-Interact-6x6-o3-v0_MultiTaskPolicy_data_pool.npz"))
     test = load_transitions(args.test)
-    p, refit = model_preset("generic"), ONLINE_PRESETS["paper"].round_train
+    p, refit = model_preset("generic"), ROUND_PRESETS["paper"].refit
     err = lambda m: test_metrics(m, test)["pred_error"]  # noqa: E731
     print(f"test set: pickups {hand_changes(test)[0]}, of which change the hand {hand_changes(test)[1]}")
     for seed in (int(s) for s in args.seeds.split(",")):

@@ -36,10 +36,10 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/refit_breakdown.md")
     args = ap.parse_args()
 
-    import wav.loop as loop
+    import wav.domains.minigrid as minigrid
     from wav.data.io import load_transitions
     from wav.experiments.acquisition import AcquisitionExperiment, _fit_job, _strategy_job, prepare_data
-    from wav.loop import test_metrics
+    from wav.domains.minigrid import test_metrics
     from wav.runtime import cpu_description, set_threads
 
     set_threads(1)
@@ -50,18 +50,18 @@ def main() -> None:
                                 afs_data=os.path.join(args.official, AFS), subgoal=args.subgoal, test_data=args.test)
     paths = prepare_data(exp)
     calls = []
-    fit = loop.train_world_model
+    fit = minigrid.train_world_model
 
     def recording(labelled, cfg, train, seed, model=None):  # the run's refits, with the model each continues from
         calls.append((labelled, cfg, train, seed, copy.deepcopy(model)))
         return fit(labelled, cfg, train, seed, model)
 
-    loop.train_world_model = recording
+    minigrid.train_world_model = recording
     try:
         f = _fit_job(exp, paths, args.seed, "world_model")
         _strategy_job(exp, paths, args.seed, args.strategy, {"world_model": f["model"]}, f["start"])
     finally:
-        loop.train_world_model = fit
+        minigrid.train_world_model = fit
     test = load_transitions(args.test)
     labelled, cfg, train, refit_seed, base = calls[-1]
     acts = list(test_metrics(base, test)["per_action_error"])

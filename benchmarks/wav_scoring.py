@@ -33,17 +33,16 @@ def main() -> None:
 
     from wav.acquire import Models
     from wav.acquire.baselines import true_error
-    from wav.acquire.verifier import action_table
     from wav.config import model_preset
-    from wav.cycle import distinct_rows, verify
+    from wav.cycle import action_table, distinct_rows, verify
     from wav.data.collect import collect
     from wav.data.io import load_transitions
     from wav.experiments.common import cached_transitions
-    from wav.loop import _tensors
+    from wav.domains.minigrid import SPACE, batch, train_inverse, train_world_model
     from wav.metrics import rank_correlation
     from wav.models.subgoal import FrozenSubgoals
     from wav.runtime import cpu_description, set_threads
-    from wav.train import load_checkpoint, train_inverse, train_world_model
+    from wav.train import load_checkpoint
 
     set_threads(1)
     work = Path(args.work)
@@ -52,7 +51,7 @@ def main() -> None:
     pool = cached_transitions(work / "devpool.npz", lambda: collect("WAV/MultiTask-v0", None, "scripted", 28_000, 123, progress=False)[0])
     seed_set = load_transitions(os.path.join(args.official, "random_selected_data.npz"))
     subgoal = FrozenSubgoals(load_checkpoint(args.subgoal, "subgoal"))
-    cand = _tensors(pool)
+    cand = batch(pool)
     first, where = distinct_rows(cand.states)
     uniq = cand.states[first]
     caps = [None if c == "none" else float(c) for c in args.caps.split(",")]
@@ -62,13 +61,13 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(",")):
             wm, _ = train_world_model(seed_set, p.world_model, p.world_model_train, seed)
             inv, _ = train_inverse(seed_set, p.inverse, p.inverse_train, seed)
-            oracle = true_error(cand, Models(world_model=wm), None).double().numpy()
+            oracle = true_error(cand, Models(world_model=wm)).double().numpy()
             top = np.sort(oracle)[::-1]
             lines.append(f"| {models_name} | {seed} | oracle | — | 1 | 1 | {top[:50].mean():.2f} | {top[:100].mean():.2f} | |")
             results = [verify(uniq[i : i + 4096], subgoal, inv, wm, None) for i in range(0, len(uniq), 4096)]
             for cap in caps:
                 for reduce in ("min", "expected", "conditional"):
-                    scores = torch.cat([action_table(r, 7, reduce, cap) for r in results])[where, cand.actions.long()].double().numpy()
+                    scores = torch.cat([action_table(r, SPACE, reduce, cap) for r in results])[where, cand.actions.long()].double().numpy()
                     order = np.argsort(-scores, kind="stable")
                     rc = rank_correlation(scores, oracle)
                     acts = np.bincount(pool.actions[order[:50]], minlength=7).tolist()
