@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from scipy import stats
 
@@ -33,19 +35,20 @@ def paired_difference(a, b, level: float = 0.95) -> dict:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-9' -> 0..9; '1,3,5' -> [1, 3, 5]; '0-2,7' -> [0, 1, 2, 7]."""
+    """'0-9' -> 0..9; '1,3,5' -> [1, 3, 5]; '0-2,7' -> [0, 1, 2, 7]. Seeds are integers >= 0."""
     seeds: list[int] = []
     for part in str(text).split(","):
         part = part.strip()
         if not part:
             continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            if int(hi) < int(lo):
-                raise ValueError(f"bad seed range '{part}'")
-            seeds.extend(range(int(lo), int(hi) + 1))
-        else:
-            seeds.append(int(part))
+        m = re.fullmatch(r"(\d+)\s*(?:-\s*(\d+))?", part, flags=re.ASCII)
+        if not m:
+            where = f" in {text!r}" if part != str(text).strip() else ""
+            raise ValueError(f"bad seed {part!r}{where}; expected integers >= 0 and ranges, e.g. 0-9, 1,3,5 or 0-2,7")
+        lo, hi = int(m[1]), int(m[2] if m[2] is not None else m[1])
+        if hi < lo:
+            raise ValueError(f"bad seed range {part!r}: {hi} < {lo}")
+        seeds.extend(range(lo, hi + 1))
     if not seeds:
-        raise ValueError(f"no seeds in '{text}'")
+        raise ValueError(f"no seeds in {text!r}")
     return sorted(set(seeds))
