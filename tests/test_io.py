@@ -98,16 +98,27 @@ def test_nan(tmp_path):
     _expect(tmp_path, a, "'states'.*NaN")
 
 
+@pytest.mark.parametrize("field", ["rewards", "dones"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_non_finite_rewards_and_dones(tmp_path, field, value):
+    a = _arrays(_make())
+    a[field] = a[field].astype(np.float64)
+    a[field][4] = value
+    _expect(tmp_path, a, f"'{field}'.*non-finite values \\(1 of 20; the first at transition 4: ")
+
+
 def test_corrupt_archive_and_missing_file(tmp_path):
     p = tmp_path / "corrupt.npz"
     save_transitions(p, _make())
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match="corrupt.npz.*not a readable npz"):
+    with pytest.raises(DataError, match="corrupt.npz.*not a valid npz file"):
         load_transitions(p)
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(DataError, match="text.npz"):
+    with pytest.raises(DataError, match=r"text.npz: not a valid npz file \(not a zip archive\)"):
         load_transitions(tmp_path / "text.npz")
+    with pytest.raises(DataError, match="is a folder"):
+        load_transitions(tmp_path)
     with pytest.raises(DataError, match="no such file"):
         load_transitions(tmp_path / "nope.npz")
 

@@ -117,6 +117,10 @@ def load_transitions(path: str | os.PathLike) -> Transitions:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not an npz file")
+    if not zipfile.is_zipfile(path):  # np.load would try to unpickle it
+        raise DataError(f"{path}: not a valid npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = set(z.files)
@@ -148,8 +152,9 @@ def load_transitions(path: str | os.PathLike) -> Transitions:
             v = raw[k]
             if v.shape != (n,):
                 raise _fail(path, k, f"has shape {v.shape}; expected ({n},)")
-            if v.dtype.kind == "f" and np.isnan(v).any():
-                raise _fail(path, k, "contains NaN")
+            if v.dtype.kind == "f" and not np.isfinite(v).all():
+                bad = int(np.flatnonzero(~np.isfinite(v))[0])
+                raise _fail(path, k, f"contains non-finite values ({int((~np.isfinite(v)).sum())} of {n}; the first at transition {bad}: {v[bad]})")
     rewards = raw["rewards"].astype(np.float32) if "rewards" in raw else None
     dones = raw["dones"].astype(bool) if "dones" in raw else None
     return Transitions.from_arrays(rewards=rewards, dones=dones, **out)
