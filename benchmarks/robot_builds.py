@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     for task in [t for t in args.tasks.split(",") if t]:
         run = Path(args.root) / f"{task}-{args.scale}"
         if not args.table_only:
-            cmd = [sys.executable, "-m", "wav", "robot", "build", "--task", task, "--scale", args.scale, "--out", str(run)]
+            cmd = [sys.executable, "-m", "wav", "robot", "build", "--task", task, "--preset", args.scale, "--out", str(run)]
             print("+", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         path = run / "summary.json"

@@ -108,7 +108,8 @@ def test_subprocess_user_error_is_one_line(tmp_path):
     [
         (["--env-kwargs", "[1]"], "must be a JSON object"),
         (["--env-kwargs", "{oops"], "not valid JSON"),
-        (["--transitions", "-3"], "must be >= 0"),
+        (["--transitions", "-3"], "--transitions: must be >= 1, got -3"),
+        (["--transitions", "0"], "--transitions: must be >= 1, got 0"),
         (["--episode-steps", "0"], "must be >= 1"),
     ],
 )

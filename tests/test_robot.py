@@ -351,7 +351,7 @@ def test_a_reused_env_gives_the_episode_a_fresh_env_gives():
 
 def test_cli_experts_json_last_line():
     pytest.importorskip("mani_skill")
-    out = subprocess.run([sys.executable, "-m", "wav", "robot", "experts", "--task", "PullCube", "--episodes", "2", "--n-jobs", "1", "--json"],
+    out = subprocess.run([sys.executable, "-m", "wav", "robot", "experts", "--task", "PullCube", "--episodes", "2", "--jobs", "1", "--json"],
                          capture_output=True, text=True, timeout=300, check=True)
     last = json.loads(out.stdout.strip().splitlines()[-1])
     assert last == {"task": "PullCube", "episodes": 2, "success_rate": 1.0}
@@ -363,8 +363,8 @@ def test_cli_build_debug_smoke(tmp_path):
     from wav.data.robot_io import list_masks, summary
 
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "wav", "robot", "build", "--task", "PullCube", "--scale", "debug", "--out", str(run),
-                    "--expert-episodes", "4", "--rollouts-per-checkpoint", "1", "--train-steps", "100", "--n-jobs", "1", "--warmup-sizes", "2,4"],
+    subprocess.run([sys.executable, "-m", "wav", "robot", "build", "--task", "PullCube", "--preset", "debug", "--out", str(run),
+                    "--expert-episodes", "4", "--rollouts-per-checkpoint", "1", "--train-steps", "100", "--jobs", "1", "--warmup-sizes", "2,4"],
                    capture_output=True, text=True, timeout=600, check=True)
     assert {p.name for p in (run / "checkpoints").iterdir()} == {f"ckpt_{k}.pt" for k in range(1, 11)}
     s = summary(run / "pool.hdf5")

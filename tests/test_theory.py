@@ -113,7 +113,7 @@ def test_default_grid_covers_thresholds():
 def test_cli_json_line(tmp_path, capsys):
     from wav.cli import main
 
-    rc = main(["theory", "prop32", "--debug", "--json", "--out", str(tmp_path)])
+    rc = main(["theory", "prop32", "--preset", "debug", "--json", "--out", str(tmp_path)])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     obj = json.loads(last)
     assert set(obj) == {"points", "max_rel_error"}
@@ -127,7 +127,7 @@ def test_learned_debug_run(tmp_path, capsys):
     """The learned-model sweep end to end at debug scale: the JSON line, records and figure."""
     from wav.cli import main
 
-    assert main(["theory", "learned", "--debug", "--json", "--out", str(tmp_path)]) == 0
+    assert main(["theory", "learned", "--preset", "debug", "--json", "--out", str(tmp_path)]) == 0
     obj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(obj) == {"dimensionality", "stochasticity"}
     for sweep in obj.values():

@@ -9,39 +9,42 @@ import zipfile
 
 import numpy as np
 
+from wav.cli.checks import add_parser, guard, output_file, positive_int
 from wav.data.io import DataError, load_transitions, save_transitions
 from wav.envs.minigrid.dynamics import BOX_TOGGLES
-from wav.envs.minigrid.encoding import ACTION_NAMES, BALL, BOX, FLOOR, KEY, N_ACTIONS
+from wav.envs.minigrid import ENV_IDS
+from wav.envs.minigrid.encoding import ACTION_NAMES, BALL, BOX, FLOOR, GRID_SIZE, KEY, N_ACTIONS
 
 
 def register(top, groups) -> None:
-    p = top.add_parser("collect", help="collect transitions with a scripted or random-play policy")
-    p.add_argument("--env", required=True, help="registered env id, e.g. WAV/MultiTask-v0")
+    p = add_parser(top, "collect", help="collect transitions with a scripted, random-play or uniform-action policy",
+                   description="Collect labelled transitions in a WAV MiniGrid env (policies: scripted, random, uniform).")
+    p.add_argument("--env", required=True, help=f"registered WAV env id: {', '.join(ENV_IDS)}")
     p.add_argument("--env-kwargs", default="{}", type=_json_object, help='JSON object of env arguments, e.g. \'{"objects": 6}\'')
     p.add_argument("--policy", required=True, choices=("scripted", "random", "uniform"), help="scripted: the task's BFS policy; random: balanced random play over allowed actions; uniform: any action, 1/7 each")
-    p.add_argument("--transitions", required=True, type=_non_negative, help="number of stored transitions")
+    p.add_argument("--transitions", required=True, type=positive_int, help="number of stored transitions")
     p.add_argument("--seed", type=int, default=0, help="collection seed (episode seeds derive from it)")
-    p.add_argument("--out", required=True, help="output .npz (published schema plus an `episodes` array)")
-    p.add_argument("--episode-steps", type=_positive, default=None, help="cut episodes after this many steps (default: the env's limit)")
+    p.add_argument("--out", required=True, type=output_file, help="output .npz (published schema plus an `episodes` array)")
+    p.add_argument("--episode-steps", type=positive_int, default=None, help="cut episodes after this many steps (default: the env's limit)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_collect)
 
     data = groups["data"]
-    p = data.add_parser("info", help="counts per action, objects and noise floors per state, episodes")
-    p.add_argument("file")
+    p = add_parser(data, "info", help="counts per action, objects and noise floors per state, episodes")
+    p.add_argument("file", help="transition file (.npz, published schema)")
     p.set_defaults(func=_info)
 
-    p = data.add_parser("check-dynamics", help="replay every transition through the true transition function")
-    p.add_argument("file")
+    p = add_parser(data, "check-dynamics", help="replay every transition through the true transition function")
+    p.add_argument("file", help="transition file (.npz, published schema)")
     p.add_argument("--box-toggle", required=True, choices=BOX_TOGGLES, help="box toggle the data was collected with")
     p.add_argument("--json", action="store_true", help="end with one JSON line {n, matched, fraction, mismatches_by_action}")
     p.set_defaults(func=_check_dynamics)
 
-    p = data.add_parser("make-testset", help="a balanced multi-task-policy test set")
-    p.add_argument("--out", required=True)
-    p.add_argument("--per-action", type=_positive, default=1500, help="transitions kept per action")
+    p = add_parser(data, "make-testset", help="a balanced multi-task-policy test set")
+    p.add_argument("--out", required=True, type=output_file, help="output .npz (published schema plus an `episodes` array)")
+    p.add_argument("--per-action", type=positive_int, default=1500, help="transitions kept per action")
     p.add_argument("--exclude", default=None, help="transition file whose (state, carried, action) triples are left out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="collection seed (episode seeds derive from it)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_make_testset)
 
@@ -56,23 +59,14 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def _non_negative(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
-
-
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
+@guard
 def _collect(args) -> int:
-    from wav.data.collect import collect
+    from wav.data.collect import check_env, collect
 
+    try:
+        check_env(args.env, args.env_kwargs)
+    except ValueError as e:
+        raise ValueError(f"--env: {e}") from None
     t0 = time.perf_counter()
     tr, episodes = collect(args.env, args.env_kwargs, args.policy, args.transitions, args.seed, args.episode_steps, progress=not args.no_progress)
     dt = time.perf_counter() - t0
@@ -96,13 +90,14 @@ def _histogram(values: np.ndarray) -> str:
     return ", ".join(f"{int(k)}: {int(c)}" for k, c in zip(keys, counts))
 
 
+@guard
 def _info(args) -> int:
     tr = load_transitions(args.file)
     n = len(tr)
     print(f"{args.file}: {n} transitions")
     counts = np.bincount(tr.actions, minlength=N_ACTIONS)
     print("actions: " + ", ".join(f"{name} {int(c)}" for name, c in zip(ACTION_NAMES, counts)))
-    types = tr.states[..., 0].reshape(n, -1)  # (N, W*H)
+    types = tr.states[..., 0].reshape(n, GRID_SIZE * GRID_SIZE)  # (N, W*H)
     objects = np.isin(types, (KEY, BALL, BOX)).sum(1)
     floors = (types == FLOOR).sum(1)
     print(f"objects on the grid per state: {_histogram(objects) or '-'}")
@@ -135,6 +130,7 @@ def replay_matches(tr, box_toggle: str) -> np.ndarray:
     return same.reshape(n, -1).all(1) & (pred_carried == tr.next_carried).all(1)
 
 
+@guard
 def _check_dynamics(args) -> int:
     tr = load_transitions(args.file)
     ok = replay_matches(tr, args.box_toggle)
@@ -150,6 +146,7 @@ def _check_dynamics(args) -> int:
     return 0
 
 
+@guard
 def _make_testset(args) -> int:
     from wav.data.collect import make_testset
 

@@ -4,8 +4,10 @@ wav.train / wav.evaluate, print. With --json the last stdout line is one JSON ob
 from __future__ import annotations
 
 import json
+import re
 
-from wav.config import model_preset
+from wav.cli.checks import CheckError, add_parser, guard, output_file, positive_int
+from wav.config import MODEL_PRESETS, model_preset
 
 TRAINERS = {
     "world-model": ("world_model", "train_world_model", "the world model f(s, a) -> s'"),
@@ -14,6 +16,7 @@ TRAINERS = {
 }
 
 
+@guard
 def _train(args) -> int:
     import dataclasses
 
@@ -30,7 +33,7 @@ def _train(args) -> int:
         cfg = dataclasses.replace(cfg, dense=True)
     if args.epochs is not None:
         tcfg = dataclasses.replace(tcfg, epochs=args.epochs)
-    data = _rows(load_transitions(args.data), args.rows)
+    data = _rows(load_transitions(args.data), args.data, args.rows)
     extra = {"finetune": preset.subgoal_finetune} if args.model == "subgoal" else {}
     model, hist = getattr(minigrid, fn)(data, cfg, tcfg, seed=args.seed, **extra)
     meta = {"data": str(args.data), "rows": args.rows, "n": len(data), "preset": args.preset, "seed": args.seed, "train": dataclasses.asdict(tcfg),
@@ -43,15 +46,44 @@ def _train(args) -> int:
     return 0
 
 
-def _rows(data, rows: str | None):
-    """The rows START:STOP (python slice syntax, either end optional) of a transition set."""
+def row_range(text: str) -> str:
+    """--rows START:STOP (python slice syntax, either end optional); an empty range is refused."""
+    m = re.fullmatch(r"\s*(-?\d+)?\s*:\s*(-?\d+)?\s*", text)
+    if not m:
+        raise CheckError(f"must look like START:STOP (e.g. 22500: or :1000), got {text!r}")
+    start, stop = (int(x) if x else None for x in m.groups())
+    if start is not None and stop is not None and (start >= 0) == (stop >= 0) and stop <= start:
+        raise CheckError(f"{text} selects no rows (STOP <= START)")
+    return text
+
+
+def _rows(data, path, rows: str | None):
+    """The rows START:STOP of a transition set; refuses an empty set or selection before any work."""
+    if not len(data):
+        raise ValueError(f"{path}: holds no transitions")
     if not rows:
         return data
+    start, stop = (int(x) if x.strip() else None for x in rows.split(":"))
+    part = data.subset(slice(start, stop))
+    if not len(part):
+        raise ValueError(f"--rows {rows!r} selects none of the {len(data)} transitions of {path}")
+    return part
+
+
+def _load_checkpoint(path, kind: str):
+    """wav.train.load_checkpoint, with torch's whole state-dict complaint (missing, unexpected and
+    mis-shaped keys) in the one-line message instead of only its first line."""
+    from wav.train import load_checkpoint
+
     try:
-        start, stop = (int(x) if x else None for x in rows.split(":"))
-    except ValueError:
-        raise ValueError(f"--rows must look like START:STOP (e.g. 22500: or :1000), got {rows!r}") from None
-    return data.subset(slice(start, stop))
+        return load_checkpoint(path, kind=kind)
+    except ValueError as e:
+        cause, msg = e.__context__, str(e)
+        first = str(cause).splitlines()[0] if isinstance(cause, RuntimeError) and str(cause).strip() else None
+        if first is None or first not in msg:
+            raise
+        whole = " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
+        raise ValueError(msg.replace(first, whole, 1)) from None
 
 
 def _print(metrics: dict, as_json: bool) -> None:
@@ -65,16 +97,16 @@ def _print(metrics: dict, as_json: bool) -> None:
             print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
 
 
+@guard
 def _eval(args) -> int:
     from wav import evaluate
     from wav.data.io import load_transitions
     from wav.runtime import set_threads
-    from wav.train import load_checkpoint
 
     set_threads(args.threads)
-    data = _rows(load_transitions(args.data), args.rows)
+    data = _rows(load_transitions(args.data), args.data, args.rows)
     kind = args.model
-    model = load_checkpoint(args.ckpt, kind=kind)
+    model = _load_checkpoint(args.ckpt, kind)
     if kind == "world-model":
         metrics = evaluate.world_model_metrics(model, data)
     elif kind == "inverse":
@@ -92,14 +124,15 @@ def _eval(args) -> int:
 
 def register(top, groups) -> None:
     for name, (_, _, help_) in TRAINERS.items():
-        p = groups["train"].add_parser(name, help=f"train {help_}", description=f"Train {help_}.")
+        p = add_parser(groups["train"], name, help=f"train {help_}", description=f"Train {help_}.")
         p.add_argument("--data", required=True, help="transition file (.npz, published schema)")
-        p.add_argument("--out", required=True, help="checkpoint path to write")
-        p.add_argument("--rows", default=None, help="use only rows START:STOP of the file (e.g. :22500 to hold out the tail)")
-        p.add_argument("--preset", default="paper", help="model/training preset: paper, generic (world model without pointer heads) or debug")
+        p.add_argument("--out", required=True, type=output_file, help="checkpoint path to write (checked before training)")
+        p.add_argument("--rows", default=None, type=row_range, help="use only rows START:STOP of the file (e.g. :22500 to hold out the tail)")
+        p.add_argument("--preset", default="paper", choices=sorted(MODEL_PRESETS),
+                       help="model/training preset: paper, generic (world model without pointer heads) or debug")
         p.add_argument("--seed", type=int, default=0, help="seed of initialisation, split, batches, dropout, mask noise")
-        p.add_argument("--epochs", type=int, default=None, help="override the preset's maximum epochs")
-        p.add_argument("--threads", type=int, default=None, help="torch threads (default WAV_THREADS or min(cores, 2))")
+        p.add_argument("--epochs", type=positive_int, default=None, help="override the preset's maximum epochs")
+        p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default WAV_THREADS or min(cores, 2))")
         p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
         if name == "inverse":
             p.add_argument("--dense", action="store_true", help="vanilla inverse model: no feature mask")
@@ -108,21 +141,19 @@ def register(top, groups) -> None:
     for name, help_ in (("world-model", "prediction error, dynamic accuracy, per-action dynamic accuracy"),
                         ("inverse", "per-action accuracy, dynamic accuracy (inferred action executed), mask size"),
                         ("subgoal", "validity and coverage of K samples against the true successor sets")):
-        p = groups["eval"].add_parser(name, help=help_, description=f"Evaluate a {name} checkpoint: {help_}.")
+        p = add_parser(groups["eval"], name, help=help_, description=f"Evaluate a {name} checkpoint: {help_}.")
         p.add_argument("--ckpt", required=True, help="checkpoint written by `wav train`")
         p.add_argument("--data", required=True, help="transition file (.npz)")
         p.add_argument("--json", action="store_true", help="last stdout line: one JSON object of the metrics")
-        p.add_argument("--rows", default=None, help="evaluate only rows START:STOP of the file (e.g. 22500:)")
-        p.add_argument("--threads", type=int, default=None, help="torch threads")
+        p.add_argument("--rows", default=None, type=row_range, help="evaluate only rows START:STOP of the file (e.g. 22500:)")
+        p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default WAV_THREADS or min(cores, 2))")
         if name in ("inverse", "subgoal"):
             p.add_argument("--box-toggle", choices=("swap", "recolor"), default="swap",
                            help="box toggle of the true dynamics (o6 random-play and noise sets: recolor)")
         if name == "subgoal":
-            p.add_argument("--k", type=int, default=16, help="samples per state")
+            p.add_argument("--k", type=positive_int, default=16, help="samples per state")
             p.add_argument("--seed", type=int, default=0, help="sampling seed")
             p.add_argument("--exclude-goal", action="store_true", help="drop terminal moves onto the goal from the successor sets")
             p.add_argument("--min-prior", type=float, default=None, help="override the checkpoint's min_prior (codes below it are not proposed)")
             p.add_argument("--min-class-prob", type=float, default=None, help="override the checkpoint's min_class_prob (>= 1: argmax decoding)")
         p.set_defaults(func=_eval, model=name)
-
-

@@ -30,15 +30,43 @@ def episode_seed(seed: int, episode: int) -> int:
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    """A registered WAV env (importing `wav.envs` registers them), without gymnasium's env checker."""
+    """A registered WAV env (importing `wav.envs` registers them), without gymnasium's env checker; an env
+    whose observations are not our grid encoding is refused with a ValueError."""
     import wav.envs  # noqa: F401  (registers the ids)
 
     try:
-        return gym.make(env_id, disable_env_checker=True, **(env_kwargs or {}))
+        env = gym.make(env_id, disable_env_checker=True, **(env_kwargs or {}))
     except gym.error.Error as e:  # unknown or malformed id
-        raise ValueError(f"cannot make env {env_id!r}: {e}") from None
+        from wav.envs.minigrid import ENV_IDS
+
+        raise ValueError(f"cannot make env {env_id!r}: {e} Use one of {', '.join(ENV_IDS)}") from None
     except TypeError as e:  # an argument the env does not take
         raise ValueError(f"bad env arguments {env_kwargs} for {env_id!r}: {e}") from None
+    try:
+        _check_observations(env, env_id)
+    except ValueError:
+        env.close()
+        raise
+    return env
+
+
+def _check_observations(env: gym.Env, env_id: str) -> None:
+    """Refuse an env whose observations are not our grid encoding: {"grid": (6, 6, 3), "carried": (2,)}."""
+    from wav.envs.minigrid import ENV_IDS
+
+    space = env.observation_space
+    parts = getattr(space, "spaces", None)
+    shapes = {k: getattr(v, "shape", None) for k, v in (parts or {}).items()}
+    want = {"grid": (GRID_SIZE, GRID_SIZE, N_CHANNELS), "carried": (2,)}
+    if {k: shapes.get(k) for k in want} != want:
+        seen = ("{" + ", ".join(f"{k} {v}" if v else k for k, v in shapes.items()) + "}") if parts else f"{type(space).__name__} {space.shape}"
+        raise ValueError(f"{env_id!r} observes {seen}, not the WAV grid encoding {{grid {want['grid']}, carried {want['carried']}}}; "
+                         f"use one of {', '.join(ENV_IDS)}")
+
+
+def check_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> None:
+    """Make the env once and check its observations, before any collection starts."""
+    make_env(env_id, env_kwargs).close()
 
 
 def rollout(
