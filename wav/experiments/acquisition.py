@@ -7,6 +7,7 @@ records and writes `results.json`, `table.md` and `figure.png`.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -271,6 +272,9 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     subgoal_model(exp, paths)  # train once before the jobs fan out
     t0 = time.perf_counter()
     todo = [(seed, s) for seed in exp.seeds for s in exp.strategies if not is_done(run_dir(exp, s, seed))]
+    skipped = len(exp.seeds) * len(exp.strategies) - len(todo)
+    if skipped and progress:
+        print(f"resume: {skipped} of {len(exp.seeds) * len(exp.strategies)} runs already finished, skipped", file=sys.stderr)
     needs = {seed: [make_strategy(s) for k, s in todo if k == seed] for seed, _ in todo}
     # wave 1 fits the world model of every seed and each other seed-set model that two or more runs share
     wave1 = [("fit", exp, paths, seed, part) for seed in needs for part in shared_parts(needs[seed])

@@ -37,6 +37,8 @@ def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs
     jobs = list(jobs)
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+    if not jobs:  # a finished sweep rerun: nothing to run (joblib refuses n_jobs=0)
+        return []
     bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=desc is None or not jobs)
     results: list = [None] * len(jobs)
     try:

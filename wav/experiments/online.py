@@ -3,6 +3,7 @@ random, uncertainty- and ensemble-driven action choice at equal env-step budgets
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -110,6 +111,9 @@ def run(exp: OnlineExperiment) -> dict:
                                                  episode_steps=exp.online.episode_steps)[0])
         paths[name] = path
     subgoal_model(exp.data, paths)
+    finished = sum(is_done(run_dir(exp, st, seed)) for seed in exp.seeds for st in exp.strategies)
+    if finished:
+        print(f"resume: {finished} of {len(exp.seeds) * len(exp.strategies)} runs already finished, skipped", file=sys.stderr)
     done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address, desc="online seeds")
     ran = [d for d in done if d["ran"]]
     results = report(exp)
