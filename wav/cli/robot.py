@@ -49,10 +49,10 @@ def cmd_experts(args) -> int:
 def cmd_train_policy(args) -> int:
     from dataclasses import replace
 
-    from wav.robot.build import SCALES, train
+    from wav.robot.build import PRESETS, train
 
     _threads()
-    cfg = SCALES[args.preset].policy
+    cfg = PRESETS[args.preset].policy
     if args.steps:
         cfg = replace(cfg, train_steps=args.steps)
     log = train(args.experts, args.out, cfg, args.seed)
@@ -129,7 +129,7 @@ def register(top, groups) -> None:
     p = add_parser(g, "train-policy", help="train the diffusion policy on expert demos, saving 10 checkpoints")
     p.add_argument("--experts", required=True, help="expert HDF5 from `wav robot experts --out`")
     p.add_argument("--out", required=True, type=output_dir, help="checkpoint directory (ckpt_1.pt .. ckpt_10.pt)")
-    p.add_argument("--preset", default="cpu", **presets, help="policy size/steps preset (wav.robot.build.SCALES)")
+    p.add_argument("--preset", default="cpu", **presets, help="policy size/steps preset (wav.robot.build.PRESETS)")
     p.add_argument("--steps", type=positive_int, help="override the preset's gradient steps")
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.set_defaults(func=cmd_train_policy)
@@ -157,7 +157,7 @@ def register(top, groups) -> None:
 
     p = add_parser(g, "build", help="the whole chain for one task: experts, policy, pool, partitions")
     p.add_argument("--task", **task)
-    p.add_argument("--preset", default="debug", **presets, help="size preset (wav.robot.build.SCALES)")
+    p.add_argument("--preset", default="debug", **presets, help="size preset (wav.robot.build.PRESETS)")
     p.add_argument("--out", type=output_dir, help="run directory (default runs/robot/<task>-<preset>)")
     p.add_argument("--expert-episodes", type=positive_int, help="override the preset")
     p.add_argument("--rollouts-per-checkpoint", type=positive_int, help="override the preset")

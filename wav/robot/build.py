@@ -47,7 +47,7 @@ class BuildConfig:
     """diffusion-policy hyper-parameters"""
 
 
-SCALES = {
+PRESETS = {
     # Runs in a few minutes on 2 cores; sizes are too small for a useful world model.
     "debug": BuildConfig(),
     # The default scale on a 2-core machine: 300 trajectories per task instead of ~1,500.
@@ -60,9 +60,9 @@ SCALES = {
 
 
 def preset(task: str, scale: str, **overrides) -> BuildConfig:
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose from {sorted(SCALES)}")
-    return replace(SCALES[scale], task=task, **overrides)
+    if scale not in PRESETS:
+        raise ValueError(f"unknown preset {scale!r}; choose from {sorted(PRESETS)}")
+    return replace(PRESETS[scale], task=task, **overrides)
 
 
 def _env_args(task: str) -> dict:
