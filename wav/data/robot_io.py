@@ -9,7 +9,6 @@ pass `obs_keys` to choose and order the low-dim keys that make the flat state.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
