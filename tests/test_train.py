@@ -153,3 +153,19 @@ def test_subgoal_quality_on_held_out_states(official):
     for states in (held_out, pool):
         q = subgoal_metrics(model, states, k=16)
         assert q["validity"] > 0.8 and q["coverage"] > 0.8
+
+
+def test_fit_gives_the_same_model_with_one_or_two_threads():
+    """Results must not depend on the thread count: fit pins itself to one thread and restores the count."""
+    tr = _transitions(96, seed=4)
+    before = torch.get_num_threads()
+    models = []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            m, _ = train_world_model(tr, WorldModelConfig(hidden=32, layers=2, pointer=False), TrainConfig(epochs=4, lr=3e-3, batch_size=32, val_fraction=0.1), seed=5)
+            assert torch.get_num_threads() == threads
+            models.append(m.state_dict())
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 
@@ -22,6 +23,18 @@ def set_threads(n: int | None = None) -> int:
     except RuntimeError:  # already set in this process
         pass
     return n
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block on one torch thread (then restore the count): a fit's numbers must not depend on how
+    many threads the process has (parallel reductions sum in another order and training drifts apart)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def torch_generator(seed: int) -> torch.Generator:

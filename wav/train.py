@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ from torch import Tensor, nn
 from wav.config import TrainConfig
 from wav.data.io import atomic_write
 from wav.models import MODEL_KINDS
-from wav.runtime import package_versions, torch_generator
+from wav.runtime import one_thread, package_versions, torch_generator
+
+PROGRESS_SECONDS = 9.0
 
 
 @dataclass
@@ -84,13 +87,18 @@ def fit(model: nn.Module, data, cfg: TrainConfig, seed: int = 0, log=None) -> Hi
     data = Rows(*data) if isinstance(data, tuple) else data
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
+    with one_thread():  # the same seed gives the same model whatever the process's thread count
+        return _fit(model, data, cfg, seed, log)
+
+
+def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
     g = torch_generator(seed)
     n_val = _n_val(len(data), cfg.val_fraction)
     train, val = data.split(n_val, g)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     clip = getattr(model, "clip_grad", None)
     hist, best, best_state, bad = History(), float("inf"), None, 0
-    start = time.perf_counter()
+    start = last = time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
         total = 0.0
@@ -102,6 +110,11 @@ def fit(model: nn.Module, data, cfg: TrainConfig, seed: int = 0, log=None) -> Hi
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             total += float(loss.detach()) * len(batch[0])
+            if time.perf_counter() - last > PROGRESS_SECONDS:  # long fits say where they are, at least every 10 s
+                last = time.perf_counter()
+                done = f", last validation {hist.val_loss[-1]:.4g}" if hist.val_loss else ""
+                print(f"fit {type(model).__name__}: epoch {epoch + 1}/{cfg.epochs}, batch loss {float(loss.detach()):.4g}{done}, {last - start:.0f} s",
+                      file=sys.stderr, flush=True)
         hist.train_loss.append(total / max(len(train), 1))
         if n_val:
             model.eval()
