@@ -115,3 +115,27 @@ def test_method_flags_reach_the_run_config(tmp_path):
     rows = [json.loads(x) for x in (out / "runs" / "random" / "seed0" / "metrics.jsonl").read_text().splitlines()]
     assert [r["labels"] - rows[0]["labels"] for r in rows] == [0, 3, 6]
     assert main(args[:-10] + ["--k", "0"]) == 1
+
+
+def test_resume_refuses_runs_made_with_other_settings(tmp_path, capsys):
+    """A finished run is only skipped when its recorded settings equal this invocation's; otherwise the
+    sweep refuses in one line naming the differing keys, and --force redoes those runs."""
+    import json
+
+    from wav.cli import main
+
+    out = tmp_path / "acq"
+    args = ["reproduce", "acquisition", "--preset", "debug", "--seeds", "0", "--strategies", "random", "--jobs", "1", "--out", str(out)]
+    assert main(args) == 0
+    metrics = out / "runs" / "random" / "seed0" / "metrics.jsonl"
+    first = metrics.read_text()
+    capsys.readouterr()
+    assert main(args) == 0  # same settings: skipped
+    assert "1 of 1 runs already finished, skipped" in capsys.readouterr().err and metrics.read_text() == first
+    assert main(args + ["--models", "generic"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "domain.models: 'debug' -> 'generic'" in err[0] and "--force" in err[0]
+    assert metrics.read_text() == first  # nothing was touched
+    assert main(args + ["--models", "generic", "--force"]) == 0
+    cfg = json.loads((out / "runs" / "random" / "seed0" / "config.json").read_text())
+    assert cfg["settings"]["domain"]["models"] == "generic"

@@ -72,7 +72,8 @@ def _common(p, default_out: str) -> None:
     p.add_argument("--backend", default="local", choices=["local", "ray"], help="local processes (joblib) or a Ray cluster")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (backend ray)")
     p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs (local backend)")
-    p.add_argument("--out", default=default_out, help="output folder (resumable: finished runs are skipped)")
+    p.add_argument("--out", default=default_out, help="output folder (resumable: finished runs with the same settings are skipped)")
+    p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
 
 
@@ -124,7 +125,7 @@ def cmd_acquisition(args) -> int:
         out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, PUBLISHED_STRATEGIES), preset=args.preset,
         pool=args.pool, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data, subgoal=args.subgoal,
         models=args.models, test_overlap=args.test_overlap, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address,
-        round_config=round_config(args, args.preset), pool_config=pool_cfg, **sizes,
+        round_config=round_config(args, args.preset), pool_config=pool_cfg, force=args.force, **sizes,
     )
     results = run(exp)
     print(open(os.path.join(args.out, "table.md")).read())
@@ -170,7 +171,7 @@ def cmd_online(args) -> int:
     exp = OnlineExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, ONLINE_STRATEGIES),
                            preset=args.preset, models=args.models, data=data, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address,
                            explore_test=args.explore_test if args.explore_test is not None else (300 if args.preset == "debug" else 5000),
-                           round_config=round_config(args, args.preset), online_config=online_cfg)
+                           round_config=round_config(args, args.preset), online_config=online_cfg, force=args.force)
     results = run(exp)
     print(open(os.path.join(args.out, "table.md")).read())
     print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")

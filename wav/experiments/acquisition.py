@@ -6,6 +6,8 @@ records and writes `results.json`, `table.md` and `figure.png`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -15,7 +17,7 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.acquisition_report import markdown_table, plot
-from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, sample_efficiency, write_json
+from wav.experiments.common import cached_transitions, check_resume, is_done, read_metrics, run_jobs, sample_efficiency, write_json
 from wav.config import POOL_PRESETS, ROUND_PRESETS, PoolConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
 from wav.domains.minigrid import DOMAIN_PRESETS, MiniGridDomain
@@ -68,6 +70,8 @@ class AcquisitionExperiment:
     """an explicit round config (scoring, refits) instead of the preset's (the CLI's method flags, benchmarks)"""
     pool_config: PoolConfig | None = None
     """an explicit pool protocol (rounds, budget) instead of the preset's"""
+    force: bool = False
+    """redo finished runs whose recorded settings differ from these (default: refuse to mix them)"""
 
     @property
     def domain(self) -> MiniGridDomain:
@@ -125,14 +129,22 @@ def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
 
     if exp.subgoal:
         return load_checkpoint(exp.subgoal, "subgoal")
-    ckpt = Path(exp.out) / "cache" / "subgoal.pt"
+    p = exp.domain.preset
+    recipe = json.dumps([asdict(p.subgoal), asdict(p.subgoal_train), p.subgoal_finetune and asdict(p.subgoal_finetune), str(paths["video"])], sort_keys=True)
+    ckpt = Path(exp.out) / "cache" / f"subgoal-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}.pt"  # one per training recipe: never mixed
     if ckpt.exists():
         return load_checkpoint(ckpt, "subgoal")
     video = cached_transitions(paths["video"], lambda: collect("WAV/Interact-v0", {"objects": 3}, "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
-    p = exp.domain.preset
     model, hist = train_subgoal(video, p.subgoal, p.subgoal_train, seed=0, finetune=p.subgoal_finetune)
     save_checkpoint(ckpt, model, {"trained_on": str(paths["video"]), "seconds": hist.seconds})
     return model
+
+
+def settings(exp: AcquisitionExperiment, strategy: str, seed: int) -> dict:
+    """What a run's result depends on (compared on resume; worker counts and backends are not in it)."""
+    data = {k: getattr(exp, k) for k in ("pool", "seed_data", "test_data", "video", "afs_data", "subgoal", "pool_size", "seed_size",
+                                         "test_per_action", "video_size", "test_overlap")}
+    return {"strategy": strategy, "seed": seed, "domain": asdict(exp.domain), "round": asdict(exp.round), "pool": asdict(exp.protocol), "data": data}
 
 
 def run_dir(exp: AcquisitionExperiment, strategy: str, seed: int) -> Path:
@@ -155,8 +167,6 @@ def _pool_data(exp: AcquisitionExperiment, paths: dict[str, Path]) -> PoolData:
 
 def _fingerprint(model, pool_path: Path) -> str:
     """Identity of (generator weights, pool file) for the proposal cache."""
-    import hashlib
-
     h = hashlib.sha1(str(Path(pool_path).resolve()).encode())
     for v in model.state_dict().values():
         h.update(v.numpy().tobytes())
@@ -238,7 +248,7 @@ def _strategy_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int,
     table = _cached_proposals(exp, paths, shared.subgoal.model) if uses_generator and hasattr(shared.subgoal, "import_modes") else None
     if table is not None:
         shared.subgoal.import_modes(table)
-    extra = {"data": {k: str(v) for k, v in paths.items()}, "experiment": asdict(exp)}
+    extra = {"data": {k: str(v) for k, v in paths.items()}, "experiment": asdict(exp), "settings": settings(exp, strategy, seed)}
     run_pool(exp.domain, strategy, seed, data, shared, exp.protocol, exp.round, run_dir(exp, strategy, seed), extra, start["metrics"], start["oracle"])
     return {"kind": "strategy", "seed": seed, "strategy": strategy, "seconds": time.perf_counter() - t0}
 
@@ -258,6 +268,7 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     from wav.acquire import make_strategy
     from wav.loop import shared_parts
 
+    check_resume({run_dir(exp, s, seed): settings(exp, s, seed) for seed in exp.seeds for s in exp.strategies}, exp.force)  # before any work
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = prepare_data(exp)

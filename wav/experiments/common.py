@@ -141,3 +141,47 @@ def efficiency_sentence(eff: dict, unit: str) -> list[str]:
         return ["", f"Sample efficiency is undefined: {eff['reason']}."]
     return ["", f"wav does not reach random's final error ({eff['target_error']:.3f}) within the budget."]
 
+
+
+def _flat(obj, prefix: str = "") -> dict[str, object]:
+    """A nested JSON-ready dict as {"a.b.c": leaf}."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def normalised(settings: dict) -> dict:
+    """Settings as they read back from config.json (tuples become lists, paths strings)."""
+    return json.loads(json.dumps(settings, default=str))
+
+
+def check_resume(expected: dict[Path, dict], force: bool = False) -> int:
+    """Compare each finished run's recorded settings (config.json "settings") with what this invocation
+    would run. A mismatch is refused with a one-line message naming the differing keys; with `force`
+    those runs are marked unfinished and redone. Returns the number of finished runs that will be kept."""
+    kept, stale = 0, []
+    for run_dir, want in expected.items():
+        if not is_done(run_dir):
+            continue
+        try:
+            have = json.loads((Path(run_dir) / "config.json").read_text()).get("settings")
+        except (OSError, ValueError):
+            have = None
+        want = normalised(want)
+        if have == want:
+            kept += 1
+            continue
+        a, b = _flat(have or {}), _flat(want)
+        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) if have is not None else ["settings (not recorded)"]
+        stale.append((Path(run_dir), keys, a, b))
+    if stale and not force:
+        run_dir, keys, a, b = stale[0]
+        shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
+        raise ValueError(f"{len(stale)} finished run(s) were made with other settings (first: {run_dir}: {shown}); "
+                         "use another --out, or --force to redo them")
+    for run_dir, *_ in stale:
+        (run_dir / "done").unlink(missing_ok=True)
+    return kept

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from wav.experiments.acquisition import AcquisitionExperiment, prepare_data, subgoal_model
-from wav.experiments.common import is_done, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
+from wav.experiments.common import check_resume, is_done, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
 from wav.config import ONLINE_PRESETS, ROUND_PRESETS, OnlineConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
 from wav.domains.minigrid import DOMAIN_PRESETS, MiniGridDomain, frozen_subgoals
@@ -48,6 +48,8 @@ class OnlineExperiment:
     backend: str = "local"
     jobs: int = 2
     ray_address: str | None = None
+    force: bool = False
+    """redo finished runs whose recorded settings differ from these (default: refuse to mix them)"""
     round_config: RoundConfig | None = None
     """an explicit round config (scoring, refits) instead of the preset's"""
     online_config: OnlineConfig | None = None
@@ -65,6 +67,15 @@ class OnlineExperiment:
     @property
     def online(self) -> OnlineConfig:
         return self.online_config or lookup(ONLINE_PRESETS, self.preset)
+
+
+def settings(exp: OnlineExperiment, strategy: str, seed: int) -> dict:
+    """What a run's result depends on (compared on resume)."""
+    from wav.experiments.acquisition import settings as data_settings
+
+    data = data_settings(exp.data, strategy, seed)["data"]
+    return {"strategy": strategy, "seed": seed, "domain": asdict(exp.domain), "round": asdict(exp.round), "online": asdict(exp.online),
+            "data": data, "explore_test": exp.explore_test, "explore_policies": list(exp.explore_policies)}
 
 
 def run_dir(exp: OnlineExperiment, strategy: str, seed: int) -> Path:
@@ -89,11 +100,13 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
     parts = shared_parts([make_strategy(s) for s in todo])
     shared = shared_models(frozen_subgoals(subgoal_model(exp.data, paths)), {p: train_shared_part(domain, seed_set, exp.round, seed, p) for p in parts})
     for s in todo:
-        run_online(domain, s, seed, data, shared, exp.online, exp.round, run_dir(exp, s, seed), {"data": {k: str(v) for k, v in paths.items()}})
+        run_online(domain, s, seed, data, shared, exp.online, exp.round, run_dir(exp, s, seed),
+                   {"data": {k: str(v) for k, v in paths.items()}, "settings": settings(exp, s, seed)})
     return {"seed": seed, "seconds": time.perf_counter() - t0, "ran": todo}
 
 
 def run(exp: OnlineExperiment) -> dict:
+    finished = check_resume({run_dir(exp, st, seed): settings(exp, st, seed) for seed in exp.seeds for st in exp.strategies}, exp.force)
     Path(exp.out).mkdir(parents=True, exist_ok=True)
     paths = prepare_data(exp.data)
     from wav.data.collect import collect
@@ -111,7 +124,6 @@ def run(exp: OnlineExperiment) -> dict:
                                                  episode_steps=exp.online.episode_steps)[0])
         paths[name] = path
     subgoal_model(exp.data, paths)
-    finished = sum(is_done(run_dir(exp, st, seed)) for seed in exp.seeds for st in exp.strategies)
     if finished:
         print(f"resume: {finished} of {len(exp.seeds) * len(exp.strategies)} runs already finished, skipped", file=sys.stderr)
     done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address, desc="online seeds")
