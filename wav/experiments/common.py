@@ -4,6 +4,9 @@ and reading run records back."""
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -24,7 +27,35 @@ def cached_transitions(path: Path, make: Callable[[], Transitions], given: str |
     return tr
 
 
-def _indexed(fn: Callable, i: int, job: tuple) -> tuple[int, object]:
+_WATCHDOG: list[int] = []
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker process: end it as soon as the process that started the sweep is gone (a killed sweep
+    leaves no worker behind to finish a run on its own)."""
+    if _WATCHDOG or os.getpid() == parent:
+        return
+    _WATCHDOG.append(parent)
+
+    def alive() -> bool:
+        if os.getppid() != parent:  # re-parented: the sweep's process has exited
+            return False
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def watch() -> None:
+        while alive():
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="wav-parent-watchdog", daemon=True).start()
+
+
+def _indexed(fn: Callable, i: int, job: tuple, parent: int) -> tuple[int, object]:
+    _watch_parent(parent)
     return i, fn(*job)
 
 
@@ -50,7 +81,7 @@ def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs
             from joblib import Parallel, delayed
 
             par = Parallel(n_jobs=min(n_jobs, len(jobs)), backend="loky", return_as="generator_unordered")
-            for i, r in par(delayed(_indexed)(fn, i, j) for i, j in enumerate(jobs)):  # dispatched in job order
+            for i, r in par(delayed(_indexed)(fn, i, j, os.getpid()) for i, j in enumerate(jobs)):  # dispatched in job order
                 results[i] = r
                 bar.update()
         else:
