@@ -43,3 +43,15 @@ def test_sample_efficiency_on_hand_computed_curves():
     curves["random"]["pred_error"] = [6.0, 12.0, 18.0]
     eff = sample_efficiency(curves)
     assert eff["labels_needed"] is None and eff["ratio"] is None and "did not fall" in eff["reason"]
+
+
+def test_interval_is_clipped_to_the_metric_range_and_says_so():
+    from wav.stats import ci_clipped, mean_ci
+
+    vals = [0.1, 4.0]  # two seeds: the t interval of a non-negative error reaches far below 0
+    m, lo, hi = mean_ci(vals)
+    assert lo < 0
+    m2, lo2, hi2 = mean_ci(vals, bounds=(0.0, float("inf")))
+    assert (m2, lo2, hi2) == (m, 0.0, hi) and ci_clipped(vals, bounds=(0.0, float("inf")))
+    assert not ci_clipped([0.5, 0.6, 0.55], bounds=(-1.0, 1.0))
+    assert mean_ci([0.9, 0.99], bounds=(-1.0, 1.0))[2] == 1.0

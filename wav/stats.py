@@ -8,8 +8,10 @@ import numpy as np
 from scipy import stats
 
 
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and the two ends of its t confidence interval over seeds (nan-safe; one value: a zero-width CI)."""
+def mean_ci(values, level: float = 0.95, bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float, float]:
+    """Mean and the two ends of its t confidence interval over seeds (nan-safe; one value: a zero-width CI),
+    the ends clipped to the metric's possible range `bounds` (with few seeds a t interval can leave it;
+    `ci_clipped` says whether it did)."""
     x = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
@@ -17,7 +19,13 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     if len(x) < 2:
         return m, m, m
     half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return m, m - half, m + half
+    return m, max(m - half, bounds[0]), min(m + half, bounds[1])
+
+
+def ci_clipped(values, level: float = 0.95, bounds: tuple[float, float] = (-np.inf, np.inf)) -> bool:
+    """Whether the t interval of `values` leaves `bounds` (and `mean_ci` clipped it)."""
+    _, lo, hi = mean_ci(values, level)
+    return bool(lo < bounds[0] or hi > bounds[1])
 
 
 def paired_difference(a, b, level: float = 0.95) -> dict:

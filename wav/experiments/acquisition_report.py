@@ -18,11 +18,14 @@ PUBLISHED = {  # REFERENCE §4, read off the published figure (~)
     "oracle": {"pred_error": 1.29, "afs": 0.53, "spearman": 1.0, "kendall": 1.0},
 }
 
+
+
 def _fmt(entry: dict, m: str, digits: int = 3) -> str:
     v, ci = entry.get(m), entry.get(f"{m}_ci")
     if v is None or not np.isfinite(v):
         return "—"
-    return f"{v:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    mark = "*" if m in entry.get("clipped", ()) else ""
+    return f"{v:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]{mark}"
 
 
 def markdown_table(results: dict) -> str:
@@ -49,6 +52,8 @@ def markdown_table(results: dict) -> str:
             pd = results["paired_wav_minus"].get(s, {}).get(key)
             diff = f"{pd['mean']:+.3f} (p={pd['p_ttest']:.3g})" if pd else "—"
             lines.append(f"| {s} | {_fmt(e, key)} | {_fmt(e, name + '/dynamic_accuracy')} | {diff} |")
+    if any(e.get("clipped") for e in results["strategies"].values()):
+        lines += ["", f"\\* the 95% t-interval left the metric's possible range (few seeds: {results['n_seeds']}) and is clipped to it."]
     lines += efficiency_sentence(results.get("sample_efficiency") or {}, "acquired labels")
     return "\n".join(lines) + "\n"
 
@@ -66,9 +71,12 @@ def plot(results: dict, path: Path) -> None:
         vals = [results["strategies"][s].get(m, np.nan) for s in strat]
         cis = [results["strategies"][s].get(f"{m}_ci", [np.nan, np.nan]) for s in strat]
         err = np.array([[v - lo, hi - v] for v, (lo, hi) in zip(vals, cis)]).T
-        ax.bar(range(len(strat)), vals, yerr=np.nan_to_num(err), capsize=4, color=["#d62728" if s == "wav" else "#7f7f7f" for s in strat])
+        ax.bar(range(len(strat)), vals, yerr=np.nan_to_num(err), capsize=4, color=["#d62728" if s == "wav" else "#7f7f7f" for s in strat],
+               label="mean over seeds, 95% CI" + (" (clipped to range)" if any(m in results["strategies"][s].get("clipped", ()) for s in strat) else ""))
         ax.set_xticks(range(len(strat)), strat, rotation=30, ha="right")
         ax.set_title(title)
+        ax.set_ylabel(title.rstrip(" ↑↓"))
+        ax.legend(fontsize=7)
     ax = axes[3]
     for s, c in results.get("curves", {}).items():
         x = np.array(c["labels"])
@@ -77,6 +85,7 @@ def plot(results: dict, path: Path) -> None:
         ax.plot(x, y, marker="o", label=s)
         ax.fill_between(x, lo, hi, alpha=0.15)
     ax.set_xlabel("labelled transitions")
+    ax.set_ylabel("prediction error")
     ax.set_title("prediction error vs labels")
     ax.legend(fontsize=7)
     fig.suptitle(f"Acquisition, {results['n_seeds']} seeds (95% CI)")

@@ -170,7 +170,7 @@ def _curves(exp: OnlineExperiment, key: str) -> tuple[dict, dict]:
         if not by_step:
             continue
         steps = sorted(by_step)
-        st = [mean_ci(list(by_step[x].values())) for x in steps]
+        st = [mean_ci(list(by_step[x].values()), bounds=(0.0, np.inf)) for x in steps]  # errors are >= 0
         curves[s] = {"acquired": steps, "pred_error": [m for m, _, _ in st], "ci": [[lo, hi] for _, lo, hi in st]}
         finals[s] = by_step[steps[-1]]
     return curves, finals
@@ -178,7 +178,7 @@ def _curves(exp: OnlineExperiment, key: str) -> tuple[dict, dict]:
 
 def _final(per_seed: dict, name: str) -> dict:
     """{name: mean, name_ci: [lo, hi]} of one strategy's final values over seeds."""
-    m, lo, hi = mean_ci(list(per_seed.values()))
+    m, lo, hi = mean_ci(list(per_seed.values()), bounds=(0.0, np.inf))
     return {name: m, f"{name}_ci": [lo, hi]}
 
 
