@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from wav.config import TrainConfig
-from wav.data.sequences import Windows, eval_windows, inverse_triples, linear_world, stream
+from wav.data.sequences import ImageSequenceBatch, Windows, eval_windows, inverse_triples, linear_world, stream
 from wav.models.latent_inverse import LatentInverseModel
 from wav.models.latent_inverse import preset as inverse_preset
 from wav.models.rssm import RSSM, preset
@@ -68,6 +68,20 @@ def test_rssm_shapes_and_dtypes(members):
     dis = m.disagreement(batch, batch.actions[:, :4])
     assert dis.shape == (3,)
     assert bool((dis > 0).all()) if members > 1 else bool((dis == 0).all())
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_rssm_with_images(members):
+    m = tiny_rssm(members=members, image_channels=3, cnn_depth=2)
+    b = tiny_batch(b=2, t=3)
+    batch = ImageSequenceBatch(b.states, b.actions, b.is_first, torch.rand(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    terms = m.member_losses(batch, torch.Generator().manual_seed(0))
+    assert terms["image"].shape == (members,) and bool(torch.isfinite(terms["total"]).all())
+    terms["total"].sum().backward()
+    assert float(m.image_encoder.convs[0].weight.grad.abs().sum()) > 0 and float(m.image_decoder.convs[-1].weight.grad.abs().sum()) > 0
+    assert m.imagine(m.observe(batch), batch.actions).shape == (2, 3, 6)
+    with pytest.raises(ValueError, match="images"):
+        m.observe(b)
 
 
 def test_rssm_deterministic_without_generator():
@@ -139,6 +153,8 @@ def test_windows_contract():
         own[s : s + 8] = True
     batches = list(train_w.epoch(5, torch.Generator().manual_seed(0)))
     assert [b[0].states.shape for b in batches] == [(5, 8, 16), (1, 8, 16)]  # len(train_w) windows in all
+    everything, nothing = w.split(0, g)
+    assert len(everything) == len(w) and len(nothing) == 0 and list(nothing.chunks(4)) == []
     for (b,) in batches:  # a training window never reads steps dealt only to validation
         starts = [int(((states == row[0]).all(1)).nonzero()[0]) for row in b.states]
         assert all(bool(own[s : s + 8].all()) for s in starts)

@@ -10,6 +10,7 @@ states[t] to states[t + 1].
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -19,6 +20,13 @@ from torch import Tensor
 from wav.types import SequenceBatch
 
 Trajectory = tuple[np.ndarray, np.ndarray]  # (states (T+1, D), actions (T, A))
+
+
+@dataclass(frozen=True)
+class ImageSequenceBatch(SequenceBatch):
+    """A `SequenceBatch` with camera images, for an RSSM with `image_channels`: images (B, T, C, 64, 64) in [0, 1]."""
+
+    images: Tensor
 
 
 def check_trajectories(trajectories: Sequence[Trajectory]) -> tuple[int, int]:
@@ -86,7 +94,7 @@ class Windows:
                 runs.append([s, s + t])
         for a, b in runs:
             out.append(torch.arange(a, b - t + 1))
-        return torch.cat(out)
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -102,8 +110,8 @@ class Windows:
     def split(self, n_val: int, generator: torch.Generator) -> tuple["Windows", "Windows"]:
         """(train, val): `n_val` windows chosen by ONE permutation drawn from `generator` go to validation."""
         perm = torch.randperm(len(self), generator=generator)
-        if not 0 <= n_val < len(self):
-            raise ValueError(f"n_val = {n_val} must lie in [0, {len(self)})")
+        if not 0 <= n_val <= len(self):
+            raise ValueError(f"n_val = {n_val} must lie in [0, {len(self)}]")
         return self._child(self.starts[perm[n_val:]]), self._child(self.starts[perm[:n_val]])
 
     def epoch(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[SequenceBatch]]:

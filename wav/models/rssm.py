@@ -4,7 +4,9 @@ context (posterior), roll the prior open-loop under given actions, decode to sta
 
 Pieces: LayerNorm GRU deterministic state h; categorical stochastic state z (S variables x K classes,
 straight-through one-hot samples, 1% unimix); prior p(z | h) and posterior q(z | h, embed); a learned
-initial state; symlog MLP encoder; state decoder trained with symlog squared error; continue head; KL
+initial state; symlog MLP encoder; state decoder trained with symlog squared error; continue head; with
+`image_channels`, a stride-2 conv encoder and transposed-conv decoder for 64x64 images (a batch then
+carries `images` (B, T, C, 64, 64) in [0, 1]; rollouts still decode states only); KL
 balancing 0.5 dyn / 0.1 rep with free nats. Step t is conditioned on a_{t-1} (zero at episode starts), and
 `is_first` resets (h, z) to the initial state. Every window starts from the initial state.
 
@@ -37,7 +39,7 @@ class RSSMConfig:
     """GRU deterministic state size"""
     hidden: int = 128
     """units of the prior/posterior/GRU-input layers and of the continue head"""
-    stoch: int = 8
+    stoch: int = 16
     """S, categorical latent variables"""
     classes: int = 8
     """K, classes per categorical variable"""
@@ -59,10 +61,19 @@ class RSSMConfig:
     """weight of KL(posterior || sg(prior)), regularises the representation"""
     cont_scale: float = 1.0
     """weight of the continue head's binary cross-entropy"""
+    image_channels: int = 0
+    """channels of a 64x64 image input in [0, 1] (0: states only; 6 = two RGB cameras stacked, as the authors)"""
+    cnn_depth: int = 32
+    """channels of the first conv layer (x1, 2, 4, 8 over the four stride-2 layers)"""
     lr: float = 1e-4
     """Adam learning rate the fitting loop should use"""
     clip_grad: float = 1000.0
     """global gradient-norm clip the fitting loop applies (`model.clip_grad`)"""
+
+    @property
+    def image_feat(self) -> int:
+        """Size of the conv encoder's output (4 x 4 x 8 depth), 0 without images."""
+        return 16 * 8 * self.cnn_depth if self.image_channels else 0
 
     @property
     def feat(self) -> int:
@@ -126,6 +137,63 @@ def mlp(members: int, d_in: int, units: int, layers: int, d_out: int) -> nn.Sequ
     return nn.Sequential(*(Dense(members, a, b) for a, b in zip(dims[:-1], dims[1:])), Linear(members, dims[-1], d_out))
 
 
+IMAGE_SIZE = 64  # four stride-2 convs: 64 -> 32 -> 16 -> 8 -> 4
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over each member's channels at every pixel, per-member affine: (N, M*C, H, W)."""
+
+    def __init__(self, members: int, channels: int):
+        super().__init__()
+        self.m, self.c = members, channels
+        self.weight, self.bias = nn.Parameter(torch.ones(members, channels)), nn.Parameter(torch.zeros(members, channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, _, h, w = x.shape
+        y = x.view(n, self.m, self.c, h, w).permute(0, 1, 3, 4, 2)  # (N, M, H, W, C)
+        y = F.layer_norm(y, (self.c,), eps=1e-3) * self.weight[:, None, None] + self.bias[:, None, None]
+        return y.permute(0, 1, 4, 2, 3).reshape(n, self.m * self.c, h, w)
+
+
+class ImageEncoder(nn.Module):
+    """M conv encoders as grouped convs (4x4, stride 2, ChannelNorm, SiLU): (N, C, 64, 64) -> (N, M, 128 depth)."""
+
+    def __init__(self, members: int, channels: int, depth: int):
+        super().__init__()
+        self.m = members
+        dims = [channels] + [depth * 2**i for i in range(4)]
+        self.convs = nn.ModuleList(nn.Conv2d(members * a, members * b, 4, 2, 1, groups=members, bias=False) for a, b in zip(dims[:-1], dims[1:]))
+        self.norms = nn.ModuleList(ChannelNorm(members, b) for b in dims[1:])
+
+    def forward(self, images: Tensor) -> Tensor:
+        n = images.shape[0]
+        x = (images.float() - 0.5).repeat(1, self.m, 1, 1)  # (N, M*C, 64, 64)
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.silu(norm(conv(x)))
+        return x.reshape(n, self.m, -1)  # (N, M, 8 depth * 4 * 4)
+
+
+class ImageDecoder(nn.Module):
+    """M transposed-conv decoders: features (N, M, feat) -> images (N, M, C, 64, 64), centred on 0.5."""
+
+    def __init__(self, members: int, feat: int, channels: int, depth: int):
+        super().__init__()
+        self.m, self.c, self.top = members, channels, 8 * depth
+        self.inp = Linear(members, feat, 16 * 8 * depth)
+        dims = [depth * 2**i for i in range(3, -1, -1)] + [channels]
+        self.convs = nn.ModuleList(nn.ConvTranspose2d(members * a, members * b, 4, 2, 1, groups=members) for a, b in zip(dims[:-1], dims[1:]))
+        self.norms = nn.ModuleList(ChannelNorm(members, b) for b in dims[1:-1])
+
+    def forward(self, feat: Tensor) -> Tensor:
+        n = feat.shape[0]
+        x = self.inp(feat).reshape(n, self.m * self.top, 4, 4)  # (N, M, 8d*16) -> (N, M*8d, 4, 4)
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i < len(self.norms):
+                x = F.silu(self.norms[i](x))
+        return x.reshape(n, self.m, self.c, IMAGE_SIZE, IMAGE_SIZE) + 0.5
+
+
 class RSSM(nn.Module):
     """DreamerV3-style RSSM with M members. Latent = (h (B, M, deter), z (B, M, S*K) one-hot)."""
 
@@ -142,10 +210,13 @@ class RSSM(nn.Module):
         self.img_z, self.img_a, self.img_norm = Linear(m, z, c.hidden, bias=False), Linear(m, c.action_dim, c.hidden, bias=False), Norm(m, c.hidden)
         self.gru_x, self.gru_h, self.gru_norm = Linear(m, c.hidden, 3 * c.deter, bias=False), Linear(m, c.deter, 3 * c.deter, bias=False), Norm(m, 3 * c.deter)
         self.prior = nn.Sequential(Dense(m, c.deter, c.hidden), Linear(m, c.hidden, z))
-        self.obs_h, self.obs_e, self.obs_norm = Linear(m, c.deter, c.hidden, bias=False), Linear(m, c.units, c.hidden, bias=False), Norm(m, c.hidden)
+        self.obs_h, self.obs_e, self.obs_norm = Linear(m, c.deter, c.hidden, bias=False), Linear(m, c.units + c.image_feat, c.hidden, bias=False), Norm(m, c.hidden)
         self.post_out = Linear(m, c.hidden, z)
         self.decoder = mlp(m, c.feat, c.units, c.layers, c.state_dim)
         self.cont = mlp(m, c.feat, c.hidden, c.cont_layers, 1)
+        if c.image_channels:
+            self.image_encoder = ImageEncoder(m, c.image_channels, c.cnn_depth)
+            self.image_decoder = ImageDecoder(m, c.feat, c.image_channels, c.cnn_depth)
 
     # ---- pieces ---------------------------------------------------------------------------------------
     def dist(self, logits: Tensor) -> Tensor:
@@ -209,7 +280,10 @@ class RSSM(nn.Module):
         prev_a = torch.cat([torch.zeros_like(batch.actions[:, :1]), batch.actions[:, :-1]], 1).float()  # (B, T, A): a_{t-1}
         prev_a = prev_a * (~reset)[..., None]
         a_term = self.img_a(self._members(prev_a))  # (B, T, M, hidden)
-        e_term = self.obs_e(self.encoder(self._members(symlog(batch.states.float()))))  # (B, T, M, hidden)
+        embed = self.encoder(self._members(symlog(batch.states.float())))  # (B, T, M, units)
+        if self.cfg.image_channels:
+            embed = torch.cat([embed, self.image_encoder(self.images(batch).flatten(0, 1)).unflatten(0, (b, t))], -1)
+        e_term = self.obs_e(embed)  # (B, T, M, hidden)
         c = self.cfg
         noise = None if generator is None else self.gumbel((b, t, c.members, c.stoch, c.classes), generator)  # one draw per window
         h0, z0 = self.initial(b)
@@ -225,6 +299,15 @@ class RSSM(nn.Module):
             hs.append(h), zs.append(z), logits.append(lg)
         return torch.stack(hs, 1), torch.stack(zs, 1), torch.stack(logits, 1)
 
+    def images(self, batch: SequenceBatch) -> Tensor:
+        """The batch's `images` (B, T, C, 64, 64) in [0, 1]; required when the config has image channels."""
+        images = getattr(batch, "images", None)
+        c = self.cfg
+        if images is None or tuple(images.shape[2:]) != (c.image_channels, IMAGE_SIZE, IMAGE_SIZE):
+            got = None if images is None else tuple(images.shape)
+            raise ValueError(f"this RSSM reads images (B, T, {c.image_channels}, {IMAGE_SIZE}, {IMAGE_SIZE}); the batch has {got}")
+        return images
+
     def kl(self, post_logits: Tensor, prior_logits: Tensor) -> tuple[Tensor, Tensor]:
         """(dyn, rep) KL per row, summed over the S variables: KL(sg(q) || p) and KL(q || sg(p)), (...,)."""
         lq, lp = self.dist(post_logits), self.dist(prior_logits)
@@ -239,7 +322,7 @@ class RSSM(nn.Module):
         return c.dyn_scale * dyn.clamp_min(c.free_nats) + c.rep_scale * rep.clamp_min(c.free_nats)
 
     def member_losses(self, batch: SequenceBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Loss terms per member, each (M,) (mean over windows and steps): 'state', 'cont', 'kl', 'total'."""
+        """Loss terms per member, each (M,) (mean over windows and steps): 'state', 'cont', 'kl', ('image'), 'total'."""
         h, z, post = self.posterior(batch, generator)
         feat = self.features(h, z)  # (B, T, M, feat)
         target = symlog(batch.states.float())[:, :, None]  # (B, T, 1, D)
@@ -250,8 +333,11 @@ class RSSM(nn.Module):
         cont = F.binary_cross_entropy_with_logits(self.cont(feat)[..., 0], cont_target, reduction="none")
         kl = self.kl_loss(post, self.prior(h))
         out = {"state": state, "cont": cont, "kl": kl}
+        if self.cfg.image_channels:  # squared error summed over pixels and channels, as the authors
+            recon = self.image_decoder(feat.flatten(0, 1)).unflatten(0, feat.shape[:2])  # (B, T, M, C, 64, 64)
+            out["image"] = ((recon - self.images(batch)[:, :, None].float()) ** 2).sum((-3, -2, -1))
         out = {k: v.mean((0, 1)) for k, v in out.items()}
-        out["total"] = out["state"] + self.cfg.cont_scale * out["cont"] + out["kl"]
+        out["total"] = out["state"] + self.cfg.cont_scale * out["cont"] + out["kl"] + out.get("image", 0.0)
         return out
 
     def training_loss(self, batch: SequenceBatch, generator: torch.Generator | None = None) -> Tensor:
