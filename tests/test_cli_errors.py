@@ -218,11 +218,11 @@ def test_data_info_on_empty_file_reports_zero(files, capsys):
     assert "empty.npz: 0 transitions" in out and err == ""
 
 
-@pytest.mark.parametrize("rows, message", [("5:2", "--rows: 5:2 selects no rows (STOP <= START)"), ("a:b", "--rows: must look like START:STOP"),
-                                           ("100:", "--rows '100:' selects none of the 40 transitions of")])
+@pytest.mark.parametrize("rows, message", [("5:2", "--rows '5:2' selects none of the 40 transitions of"), ("a:b", "--rows must look like START:STOP"),
+                                           ("100:", "--rows '100:' selects none of the 40 transitions of"), ("-3:-5", "--rows '-3:-5' selects none")])
 def test_rows_that_select_nothing_refused(tmp_path, capsys, files, rows, message):
     out = tmp_path / "m.pt"
-    refused(capsys, ["train", "inverse", "--data", files["data"], "--out", str(out), "--preset", "debug", "--rows", rows], message, where=tmp_path)
+    refused(capsys, ["train", "inverse", "--data", files["data"], "--out", str(out), "--preset", "debug", f"--rows={rows}"], message, where=tmp_path)
     assert not out.exists()
 
 
