@@ -94,9 +94,15 @@ def test_reproduce_idm_ood_debug(tmp_path, capsys):
 def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     assert main(["reproduce", "acquisition", "--preset", "debug", "--strategies", "nope", "--out", str(tmp_path)]) == 1
     assert "unknown strategies" in capsys.readouterr().err
-    assert main(["reproduce", "acquisition", "--preset", "debug", "--seeds", "5-1", "--out", str(tmp_path)]) == 1
-    assert main(["reproduce", "acquisition", "--preset", "debug", "--seeds", "0", "--pool", str(tmp_path / "missing.npz"), "--out", str(tmp_path)]) == 1
-    assert "no such file" in capsys.readouterr().err
+    cases = {"--seeds": ["--seeds", "5-1", "--out", str(tmp_path / "x")], "--pool": ["--pool", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "x")],
+             "--jobs": ["--jobs", "0", "--out", str(tmp_path / "x")], "--out": ["--out", ""]}
+    for option, bad in cases.items():
+        with pytest.raises(SystemExit) as e:  # refused while parsing, before any work
+            main(["reproduce", "acquisition", "--preset", "debug", *bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"wav: error: {option}:"), err
+    assert not (tmp_path / "x").exists()
 
 
 def test_method_flags_reach_the_run_config(tmp_path):
@@ -114,7 +120,9 @@ def test_method_flags_reach_the_run_config(tmp_path):
     assert cfg["pool"] == {"rounds": 2, "budget": 3}
     rows = [json.loads(x) for x in (out / "runs" / "random" / "seed0" / "metrics.jsonl").read_text().splitlines()]
     assert [r["labels"] - rows[0]["labels"] for r in rows] == [0, 3, 6]
-    assert main(args[:-10] + ["--k", "0"]) == 1
+    with pytest.raises(SystemExit) as e:  # refused while parsing, in one line
+        main(args[:-10] + ["--k", "0"])
+    assert e.value.code == 2
 
 
 def test_resume_refuses_runs_made_with_other_settings(tmp_path, capsys):

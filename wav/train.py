@@ -217,8 +217,8 @@ def _load_state(model: nn.Module, blob: dict, path) -> None:
     try:
         model.load_state_dict(blob["state_dict"], strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise ValueError(f"{path}: weights do not fit the model ({first}); saved with {blob.get('versions')}") from None
+        whole = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        raise ValueError(f"{path}: weights do not fit the model ({whole}); saved with {blob.get('versions')}") from None
     model.eval()
 
 

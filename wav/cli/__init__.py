@@ -8,8 +8,11 @@ Each module in COMMAND_MODULES owns a set of commands and exposes `register(top,
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
+
+from wav.cli.checks import _one_line_error, add_parser
 
 GROUPS = {
     "data": "inspect and check transition files",
@@ -24,20 +27,15 @@ COMMAND_MODULES = ("wav.cli.data", "wav.cli.models", "wav.cli.acquisition", "wav
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wav", description="World Action Verifier: self-improving world models")
+    parser.error = functools.partial(_one_line_error, parser)  # unknown options: one line too
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups = {}
     for name, help_ in GROUPS.items():
-        p = top.add_parser(name, help=help_, description=help_)
+        p = add_parser(top, name, help=help_, description=help_)
         groups[name] = p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
         p.set_defaults(func=lambda args, p=p: p.print_help() or 2)
     for mod in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name == mod:  # not written yet
-                continue
-            raise
-        module.register(top, groups)
+        importlib.import_module(mod).register(top, groups)
     return parser
 
 

@@ -7,7 +7,7 @@ import os
 
 from wav.experiments.common import finite_or_none
 
-from wav.stats import parse_seeds
+from wav.cli.checks import add_parser, input_file, output_dir, positive_int, seeds
 
 
 def _strategies(text: str | None, default):
@@ -41,10 +41,10 @@ def _method_flags(p) -> None:
     from wav.cycle import REDUCTIONS
 
     g = p.add_argument_group("method (default: the preset's value)")
-    g.add_argument("--k", type=int, default=None, help="subgoals per state, K i.i.d. samples (default: the generator's weighted modes)")
+    g.add_argument("--k", type=positive_int, default=None, help="subgoals per state, K i.i.d. samples (default: the generator's weighted modes)")
     g.add_argument("--reduce", choices=REDUCTIONS, default=None, help="how WAV reduces the scores of the subgoals matched to an action (default min)")
     g.add_argument("--score-cap", type=_score_cap, default=False, help="WAV's verification scores saturate here; 'none' disables (default 20)")
-    g.add_argument("--mc-passes", type=int, default=None, help="MC-dropout passes of the uncertainty baseline (default 20; debug 3)")
+    g.add_argument("--mc-passes", type=positive_int, default=None, help="MC-dropout passes of the uncertainty baseline (default 20; debug 3)")
 
 
 def round_config(args, preset: str):
@@ -56,9 +56,6 @@ def round_config(args, preset: str):
     changes = {k: v for k, v in (("k", args.k), ("reduce", args.reduce), ("mc_passes", args.mc_passes)) if v is not None}
     if args.score_cap is not False:
         changes["score_cap"] = args.score_cap
-    for name in ("k", "mc_passes"):
-        if changes.get(name) is not None and changes[name] < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {changes[name]}")
     if not changes:
         return None
     base = ROUND_PRESETS[preset]
@@ -66,31 +63,31 @@ def round_config(args, preset: str):
 
 
 def _common(p, default_out: str) -> None:
-    p.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,3,5 (default 0-9)")
+    p.add_argument("--seeds", type=seeds, default="0-9", help="seeds, e.g. 0-9 or 0,3,5")
     p.add_argument("--preset", default="paper", choices=["paper", "debug"], help="model and protocol sizes (wav.config presets; default paper)")
     p.add_argument("--strategies", default=None, help="comma-separated strategy names or 'all'")
     p.add_argument("--backend", default="local", choices=["local", "ray"], help="local processes (joblib) or a Ray cluster")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (backend ray)")
-    p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs (local backend)")
-    p.add_argument("--out", default=default_out, help="output folder (resumable: finished runs with the same settings are skipped)")
+    p.add_argument("--jobs", type=positive_int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs (local backend)")
+    p.add_argument("--out", type=output_dir, default=default_out, help="output folder (resumable: finished runs with the same settings are skipped)")
     p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
 
 
 def register(top, groups) -> None:
-    p = groups["reproduce"].add_parser("acquisition", help="pool protocol: strategies x seeds, CIs, paired tests, figure")
+    p = add_parser(groups["reproduce"], "acquisition", help="pool protocol: strategies x seeds, CIs, paired tests, figure")
     _common(p, "runs/acquisition")
-    p.add_argument("--pool", default=None, help="candidate pool npz (default: collected by our env)")
-    p.add_argument("--seed-data", default=None, help="seed labelled set npz (default: drawn from the pool)")
-    p.add_argument("--test-data", default=None, help="balanced test set npz (default: make-testset)")
-    p.add_argument("--video", default=None, help="action-free corpus for the subgoal generator (default: random play)")
-    p.add_argument("--afs-data", default=None, help="npz whose states seed the action following score (default: test set)")
-    p.add_argument("--subgoal", default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
+    p.add_argument("--pool", type=input_file, default=None, help="candidate pool npz (default: collected by our env)")
+    p.add_argument("--seed-data", type=input_file, default=None, help="seed labelled set npz (default: drawn from the pool)")
+    p.add_argument("--test-data", type=input_file, default=None, help="balanced test set npz (default: make-testset)")
+    p.add_argument("--video", type=input_file, default=None, help="action-free corpus for the subgoal generator (default: random play)")
+    p.add_argument("--afs-data", type=input_file, default=None, help="npz whose states seed the action following score (default: test set)")
+    p.add_argument("--subgoal", type=input_file, default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
     p.add_argument("--models", default=None, choices=["paper", "generic"],
                    help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
     p.add_argument("--test-overlap", action="store_true", help="generated test set keeps transitions that also occur in the pool (default: excluded)")
-    p.add_argument("--rounds", type=int, default=None, help="acquisition rounds R (default 2; debug 1)")
-    p.add_argument("--budget", type=int, default=None, help="labels acquired per round B (default 50; debug 10)")
+    p.add_argument("--rounds", type=positive_int, default=None, help="acquisition rounds R (default 2; debug 1)")
+    p.add_argument("--budget", type=positive_int, default=None, help="labels acquired per round B (default 50; debug 10)")
     _method_flags(p)
     p.set_defaults(func=cmd_acquisition)
     register_online(groups)
@@ -119,10 +116,8 @@ def cmd_acquisition(args) -> int:
     if args.rounds is not None or args.budget is not None:
         base = POOL_PRESETS[args.preset]
         pool_cfg = replace(base, rounds=base.rounds if args.rounds is None else args.rounds, budget=base.budget if args.budget is None else args.budget)
-        if pool_cfg.rounds < 1 or pool_cfg.budget < 1:
-            raise ValueError(f"--rounds and --budget must be >= 1, got {pool_cfg.rounds} and {pool_cfg.budget}")
     exp = AcquisitionExperiment(
-        out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, PUBLISHED_STRATEGIES), preset=args.preset,
+        out=args.out, seeds=tuple(args.seeds), strategies=_strategies(args.strategies, PUBLISHED_STRATEGIES), preset=args.preset,
         pool=args.pool, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data, subgoal=args.subgoal,
         models=args.models, test_overlap=args.test_overlap, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address,
         round_config=round_config(args, args.preset), pool_config=pool_cfg, force=args.force, **sizes,
@@ -136,18 +131,18 @@ def cmd_acquisition(args) -> int:
 
 
 def register_online(groups) -> None:
-    p = groups["reproduce"].add_parser("online", help="Algorithm 1: WAV-guided exploration vs baselines at equal env steps")
+    p = add_parser(groups["reproduce"], "online", help="Algorithm 1: WAV-guided exploration vs baselines at equal env steps")
     _common(p, "runs/online")
-    p.add_argument("--seed-data", default=None, help="seed labelled set npz (default: drawn from a collected pool)")
-    p.add_argument("--test-data", default=None, help="balanced test set npz (default: make-testset)")
-    p.add_argument("--video", default=None, help="action-free corpus for the subgoal generator (default: random play)")
-    p.add_argument("--afs-data", default=None, help="npz whose states seed the action following score (default: test set)")
-    p.add_argument("--subgoal", default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
+    p.add_argument("--seed-data", type=input_file, default=None, help="seed labelled set npz (default: drawn from a collected pool)")
+    p.add_argument("--test-data", type=input_file, default=None, help="balanced test set npz (default: make-testset)")
+    p.add_argument("--video", type=input_file, default=None, help="action-free corpus for the subgoal generator (default: random play)")
+    p.add_argument("--afs-data", type=input_file, default=None, help="npz whose states seed the action following score (default: test set)")
+    p.add_argument("--subgoal", type=input_file, default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
     p.add_argument("--models", default=None, choices=["paper", "generic"],
                    help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
     p.add_argument("--explore-test", type=int, default=None,
                    help="transitions of each extra test set of the explored env: random play (test_explore) and uniform-action play (test_uniform) (0: none; default 5000, debug 300)")
-    p.add_argument("--steps", type=int, default=None, help="environment steps = acquired labels (default 200; debug 20)")
+    p.add_argument("--steps", type=positive_int, default=None, help="environment steps = acquired labels (default 200; debug 20)")
     _method_flags(p)
     p.set_defaults(func=cmd_online)
 
@@ -163,12 +158,10 @@ def cmd_online(args) -> int:
     sizes = DEBUG_SIZES if args.preset == "debug" else {}
     online_cfg = None
     if args.steps is not None:
-        if args.steps < 1:
-            raise ValueError(f"--steps must be >= 1, got {args.steps}")
         online_cfg = replace(ONLINE_PRESETS[args.preset], steps=args.steps)
     data = AcquisitionExperiment(out=args.out, preset=args.preset, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data,
                                  subgoal=args.subgoal, **sizes)
-    exp = OnlineExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=_strategies(args.strategies, ONLINE_STRATEGIES),
+    exp = OnlineExperiment(out=args.out, seeds=tuple(args.seeds), strategies=_strategies(args.strategies, ONLINE_STRATEGIES),
                            preset=args.preset, models=args.models, data=data, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address,
                            explore_test=args.explore_test if args.explore_test is not None else (300 if args.preset == "debug" else 5000),
                            round_config=round_config(args, args.preset), online_config=online_cfg, force=args.force)
@@ -186,10 +179,10 @@ DEMO_SIZES = dict(pool_size=8000, seed_size=200, test_per_action=300, video_size
 
 
 def register_demo(top) -> None:
-    p = top.add_parser("demo", help="the main job: collect data, train the models, acquire with every published strategy on a few seeds")
-    p.add_argument("--seeds", default="0-1", help="seeds (default 0-1)")
-    p.add_argument("--out", default="runs/demo", help="output folder (resumable)")
-    p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs")
+    p = add_parser(top, "demo", help="the main job: collect data, train the models, acquire with every published strategy on a few seeds")
+    p.add_argument("--seeds", type=seeds, default="0-1", help="seeds")
+    p.add_argument("--out", type=output_dir, default="runs/demo", help="output folder (resumable)")
+    p.add_argument("--jobs", type=positive_int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     p.set_defaults(func=cmd_demo)
 
@@ -203,7 +196,7 @@ def cmd_demo(args) -> int:
     from wav.experiments.acquisition import PUBLISHED_STRATEGIES, AcquisitionExperiment, run
 
     t0 = time.perf_counter()
-    exp = AcquisitionExperiment(out=args.out, seeds=tuple(parse_seeds(args.seeds)), strategies=PUBLISHED_STRATEGIES, preset="paper", models="generic",
+    exp = AcquisitionExperiment(out=args.out, seeds=tuple(args.seeds), strategies=PUBLISHED_STRATEGIES, preset="paper", models="generic",
                                 test_overlap=True, jobs=args.jobs, **DEMO_SIZES)
     results = run(exp)
     print(open(os.path.join(args.out, "table.md")).read())

@@ -129,6 +129,20 @@ def output_dir(text: str) -> str:
     return text
 
 
+def input_file(text: str) -> str:
+    """A file that exists and can be read (checked before any work)."""
+    path = Path(os.path.expanduser(str(text)))
+    if not str(text).strip():
+        raise CheckError("empty path; give a file to read")
+    if not path.exists():
+        raise CheckError(f"{text}: no such file")
+    if path.is_dir():
+        raise CheckError(f"{text} is a folder; expected a file")
+    if not os.access(path, os.R_OK):
+        raise CheckError(f"{text}: not readable")
+    return text
+
+
 def guard(fn):
     """Missing extras and OS errors (permissions, full disk) are the user's: one line, exit 1."""
 
