@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -17,7 +18,7 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.acquisition_report import markdown_table, plot
-from wav.experiments.common import cached_transitions, check_resume, is_done, read_metrics, run_jobs, sample_efficiency, write_json
+from wav.experiments.common import cached_transitions, check_resume, connect_ray, is_done, records, read_metrics, run_jobs, sample_efficiency, write_json
 from wav.config import POOL_PRESETS, ROUND_PRESETS, PoolConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
 from wav.domains.minigrid import DOMAIN_PRESETS, MiniGridDomain
@@ -130,21 +131,40 @@ def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
 
     if exp.subgoal:
         return load_checkpoint(exp.subgoal, "subgoal")
-    p = exp.domain.preset
-    recipe = json.dumps([asdict(p.subgoal), asdict(p.subgoal_train), p.subgoal_finetune and asdict(p.subgoal_finetune), str(paths["video"])], sort_keys=True)
-    ckpt = Path(exp.out) / "cache" / f"subgoal-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}.pt"  # one per training recipe: never mixed
+    ckpt = subgoal_path(exp, paths)
     if ckpt.exists():
         return load_checkpoint(ckpt, "subgoal")
     video = cached_transitions(paths["video"], lambda: collect("WAV/Interact-v0", {"objects": 3}, "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
+    p = exp.domain.preset
     model, hist = train_subgoal(video, p.subgoal, p.subgoal_train, seed=0, finetune=p.subgoal_finetune)
     save_checkpoint(ckpt, model, {"trained_on": str(paths["video"]), "seconds": hist.seconds})
     return model
 
 
+def subgoal_path(exp: AcquisitionExperiment, paths: dict[str, Path]) -> Path:
+    """The generator checkpoint: the given one, else the cache file of this training recipe (never mixed)."""
+    if exp.subgoal:
+        return Path(exp.subgoal)
+    p = exp.domain.preset
+    recipe = json.dumps([asdict(p.subgoal), asdict(p.subgoal_train), p.subgoal_finetune and asdict(p.subgoal_finetune), str(paths["video"])], sort_keys=True)
+    return Path(exp.out) / "cache" / f"subgoal-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}.pt"
+
+
+def inputs(exp: AcquisitionExperiment, paths: dict[str, Path]) -> list[Path]:
+    """Every file the jobs read (shipped with them to a Ray cluster without a shared filesystem)."""
+    return [*paths.values(), subgoal_path(exp, paths), proposals_path(exp)]
+
+
+def absolute(exp: AcquisitionExperiment) -> AcquisitionExperiment:
+    """The experiment with its output folder and input files as absolute paths (for remote workers)."""
+    fields = ("out", "pool", "seed_data", "test_data", "video", "afs_data", "subgoal")
+    return replace(exp, **{k: os.path.abspath(getattr(exp, k)) for k in fields if getattr(exp, k)})
+
+
 def settings(exp: AcquisitionExperiment, strategy: str, seed: int) -> dict:
     """What a run's result depends on (compared on resume; worker counts and backends are not in it)."""
-    data = {k: getattr(exp, k) for k in ("pool", "seed_data", "test_data", "video", "afs_data", "subgoal", "pool_size", "seed_size",
-                                         "test_per_action", "video_size", "test_overlap")}
+    files = {k: getattr(exp, k) and os.path.abspath(getattr(exp, k)) for k in ("pool", "seed_data", "test_data", "video", "afs_data", "subgoal")}
+    data = {**files, **{k: getattr(exp, k) for k in ("pool_size", "seed_size", "test_per_action", "video_size", "test_overlap")}}
     return {"strategy": strategy, "seed": seed, "domain": asdict(exp.domain), "round": asdict(exp.round), "pool": asdict(exp.protocol), "data": data}
 
 
@@ -209,7 +229,7 @@ def _proposals_job(exp: AcquisitionExperiment, paths: dict[str, Path]) -> dict:
     sub.warm(states[distinct_rows(states)[0]])
     key = _fingerprint(model, paths["pool"])
     atomic_write(proposals_path(exp), lambda tmp: np.savez(tmp, fingerprint=key, **sub.export_modes()))
-    return {"kind": "proposals", "seconds": time.perf_counter() - t0}
+    return {"kind": "proposals", "seconds": time.perf_counter() - t0, "records": records(proposals_path(exp))}
 
 
 def _fit_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int, part: str) -> dict:
@@ -251,7 +271,7 @@ def _strategy_job(exp: AcquisitionExperiment, paths: dict[str, Path], seed: int,
         shared.subgoal.import_modes(table)
     extra = {"data": {k: str(v) for k, v in paths.items()}, "experiment": asdict(exp), "settings": settings(exp, strategy, seed)}
     run_pool(exp.domain, strategy, seed, data, shared, exp.protocol, exp.round, run_dir(exp, strategy, seed), extra, start["metrics"], start["oracle"])
-    return {"kind": "strategy", "seed": seed, "strategy": strategy, "seconds": time.perf_counter() - t0}
+    return {"kind": "strategy", "seed": seed, "strategy": strategy, "seconds": time.perf_counter() - t0, "records": records(run_dir(exp, strategy, seed))}
 
 
 def _job(kind: str, *args) -> dict:
@@ -270,6 +290,9 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     from wav.loop import shared_parts
 
     check_resume({run_dir(exp, s, seed): settings(exp, s, seed) for seed in exp.seeds for s in exp.strategies}, exp.force)  # before any work
+    if exp.backend == "ray":
+        connect_ray(exp.ray_address)  # an unreachable cluster fails here, before anything is written
+        exp = absolute(exp)
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = prepare_data(exp)
@@ -285,7 +308,7 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
              if part == "world_model" or sum(part in s.parts for s in needs[seed]) > 1]
     if any(s.subgoal for per_seed in needs.values() for s in per_seed):
         wave1.insert(0, ("proposals", exp, paths))
-    fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address, desc="seed-set fits" if progress else None)
+    fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address, desc="seed-set fits" if progress else None, ship=inputs(exp, paths))
     t1 = time.perf_counter()
     parts = {seed: {} for seed in needs}
     starts = {}
@@ -296,7 +319,7 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
                 starts[f["seed"]] = f["start"]
     wave2 = sorted(todo, key=lambda j: (-RUN_COST.get(j[1], 1), j[0]))
     runs = run_jobs(_job, [("strategy", exp, paths, seed, s, parts[seed], starts[seed]) for seed, s in wave2], exp.backend, exp.jobs, exp.ray_address,
-                    desc="strategy runs" if progress else None)
+                    desc="strategy runs" if progress else None, ship=inputs(exp, paths))
     wall = time.perf_counter() - t0
     results = report(exp)
     n_seeds = len(needs)
@@ -304,7 +327,7 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     results["cpu_seconds_per_seed"] = sum(j["seconds"] for j in fits + runs) / n_seeds if n_seeds else 0.0
     results["wall_seconds"] = wall
     results["wave_seconds"] = {"fits": t1 - t0, "runs": wall - (t1 - t0)}
-    results["job_seconds"] = [{k: v for k, v in j.items() if k not in ("model", "start")} for j in fits + runs]
+    results["job_seconds"] = [{k: v for k, v in j.items() if k not in ("model", "start", "records")} for j in fits + runs]
     results["jobs"] = exp.jobs
     write_json(out / "results.json", results)
     return results

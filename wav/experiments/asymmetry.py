@@ -8,6 +8,7 @@ and figures read only those records.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from wav.data.io import atomic_write, load_transitions
-from wav.experiments.common import cached_transitions, is_done, read_metrics, run_jobs, scaled_schedule, write_json
+from wav.experiments.common import cached_transitions, connect_ray, is_done, read_metrics, records, run_jobs, scaled_schedule, write_json
 from wav.stats import mean_ci, paired_difference
 from wav.data.io import Transitions
 
@@ -103,7 +104,7 @@ def _sweep_dir(exp: AsymmetryExperiment, x: int, seed: int) -> Path:
     return Path(exp.out) / exp.sweep / "runs" / f"x{x}" / f"seed{seed}"
 
 
-def _sweep_job(exp: AsymmetryExperiment, xs: tuple[int, ...], files: dict, seed: int) -> None:
+def _sweep_job(exp: AsymmetryExperiment, xs: tuple[int, ...], files: dict, seed: int) -> dict:
     """Train both models for one seed and score them at each x. Runs that share their training data (the
     objects sweep: one 6-object training set, five test sets) share one pair of models."""
     from wav.config import model_preset
@@ -114,7 +115,7 @@ def _sweep_job(exp: AsymmetryExperiment, xs: tuple[int, ...], files: dict, seed:
     set_threads(1)
     todo = [x for x in xs if not is_done(_sweep_dir(exp, x, seed))]
     if not todo:
-        return
+        return {}
     p = model_preset(exp.preset)
     models = None
     for x in todo:
@@ -139,6 +140,7 @@ def _sweep_job(exp: AsymmetryExperiment, xs: tuple[int, ...], files: dict, seed:
         (rd / "metrics.jsonl").write_text(json.dumps(row, sort_keys=True) + "\n")
         (rd / "timing.json").write_text(json.dumps({"seconds": time.perf_counter() - t0}))
         (rd / "done").write_text("ok\n")
+    return {"records": records(*(_sweep_dir(exp, x, seed) for x in todo))}
 
 
 def inverse_ceiling(test: Transitions) -> float:
@@ -155,12 +157,15 @@ def inverse_ceiling(test: Transitions) -> float:
 
 
 def run_sweep(exp: AsymmetryExperiment) -> dict:
+    if exp.backend == "ray":
+        connect_ray(exp.ray_address)  # an unreachable cluster fails here, before anything is written
+        exp = replace(exp, out=os.path.abspath(exp.out), train_data=tuple(map(os.path.abspath, exp.train_data)), test_data=tuple(map(os.path.abspath, exp.test_data)))
     files = sweep_data(exp)
     if exp.sweep == "objects":  # one training set: one job per seed scores every x
         jobs = [(exp, tuple(exp.x_values), files, s) for s in exp.seeds]
     else:
         jobs = [(exp, (x,), files, s) for s in exp.seeds for x in exp.x_values]  # seed-major: whole sweeps finish first
-    run_jobs(_sweep_job, jobs, exp.backend, exp.jobs, exp.ray_address, desc="asymmetry runs")
+    run_jobs(_sweep_job, jobs, exp.backend, exp.jobs, exp.ray_address, desc="asymmetry runs", ship=[p for pair in files.values() for p in pair])
     return report_sweep(exp, files)
 
 
@@ -283,19 +288,18 @@ def _ood_dir(exp: IdmOodExperiment, protocol: str, variant: str, seed: int) -> P
     return Path(exp.out) / "runs" / protocol / variant / f"seed{seed}"
 
 
-def _ood_job(exp: IdmOodExperiment, protocol: str, files: tuple[Path, Path, str], variant: str, seed: int) -> None:
+def _ood_job(exp: IdmOodExperiment, protocol: str, files: tuple[Path, Path, str], variant: str, seed: int) -> dict:
     import torch
 
     from wav.config import model_preset
     from wav.evaluate import inverse_metrics
     from wav.runtime import set_threads
     from wav.domains.minigrid import train_inverse
-    from wav.train import save_checkpoint
 
     set_threads(1)
     rd = _ood_dir(exp, protocol, variant, seed)
     if is_done(rd):
-        return
+        return {}
     rd.mkdir(parents=True, exist_ok=True)
     p = model_preset(exp.preset)
     cfg = replace(p.inverse, dense=(variant == "vanilla"))
@@ -317,6 +321,7 @@ def _ood_job(exp: IdmOodExperiment, protocol: str, files: tuple[Path, Path, str]
     (rd / "metrics.jsonl").write_text(json.dumps(row, sort_keys=True) + "\n")
     np.save(rd / "mask_ego.npy", ego.astype(np.float32))
     (rd / "done").write_text("ok\n")
+    return {"records": records(rd)}
 
 
 def egocentric_mask(states: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
@@ -341,9 +346,13 @@ def egocentric_mask(states: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, f
 
 
 def run_idm_ood(exp: IdmOodExperiment) -> dict:
+    if exp.backend == "ray":
+        connect_ray(exp.ray_address)  # an unreachable cluster fails here, before anything is written
+        exp = replace(exp, out=os.path.abspath(exp.out), **{k: os.path.abspath(getattr(exp, k)) for k in ("ood_train", "ood_test", "fewshot_train", "fewshot_test")
+                                                         if getattr(exp, k)})
     files = idm_ood_data(exp)
     jobs = [(exp, proto, f, v, s) for proto, f in files.items() for v in ("sparse", "vanilla") for s in exp.seeds]
-    run_jobs(_ood_job, jobs, exp.backend, exp.jobs, exp.ray_address, desc="idm-ood runs")
+    run_jobs(_ood_job, jobs, exp.backend, exp.jobs, exp.ray_address, desc="idm-ood runs", ship=[p for f in files.values() for p in f[:2]])
     return report_idm_ood(exp, files)
 
 

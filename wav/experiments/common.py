@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -59,10 +60,89 @@ def _indexed(fn: Callable, i: int, job: tuple, parent: int) -> tuple[int, object
     return i, fn(*job)
 
 
+def records(*run_dirs: Path) -> dict[str, bytes]:
+    """The files a job wrote (every file of its run dirs), keyed by absolute path: what a Ray worker sends
+    back to the driver, which writes them (`write_records`), so no shared filesystem is needed."""
+    out = {}
+    for d in run_dirs:
+        for p in sorted(Path(d).rglob("*")) if Path(d).is_dir() else ([Path(d)] if Path(d).is_file() else []):
+            if p.is_file():
+                out[str(p.resolve())] = p.read_bytes()
+    return out
+
+
+def write_records(files: dict[str, bytes]) -> None:
+    """Write a job's records on this machine (files already holding those bytes are left alone)."""
+    from wav.data.io import atomic_write
+
+    for path, data in files.items():
+        p = Path(path)
+        if p.is_file() and p.read_bytes() == data:
+            continue
+        p.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(p, lambda tmp, data=data: Path(tmp).write_bytes(data))
+
+
+def _remote_job(fn: Callable, job: tuple, shipped: dict[str, bytes]):
+    """On a Ray worker: put the experiment's input files where the job reads them when this node does
+    not have them (no shared filesystem), then run the job."""
+    for path, data in shipped.items():
+        if not Path(path).exists():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(data)
+    return fn(*job)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """'host:port', 'ray://host:port' or 'host' -> (host, port) with Ray's default ports."""
+    client = address.startswith("ray://")
+    rest = address.removeprefix("ray://")
+    host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    try:
+        return host, int(port) if port else (10001 if client else 6379)
+    except ValueError:
+        raise ValueError(f"--ray-address {address!r}: expected host:port (e.g. 10.0.0.5:6379) or ray://host:port") from None
+
+
+def connect_ray(address: str | None, timeout: float = 25.0) -> None:
+    """Start or join Ray before any work: an address nobody answers at fails in one line, in < 30 s."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("backend 'ray' needs Ray: pip install -c constraints.txt -e '.[ray]'") from None
+    if ray.is_initialized():
+        return
+    if address and address not in ("auto", "local"):
+        host, port = _host_port(address)
+        try:
+            socket.create_connection((host, port), timeout=min(timeout, 10.0)).close()
+        except OSError as e:
+            raise ValueError(f"--ray-address {address}: no Ray head answers at {host}:{port} ({e.strerror or e})") from None
+    result: dict = {}
+
+    def init() -> None:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except Exception as e:  # reported on the caller's thread
+            result["error"] = e
+
+    t = threading.Thread(target=init, name="wav-ray-init", daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise ValueError(f"--ray-address {address}: Ray did not connect within {timeout:.0f} s")
+    if "error" in result:
+        raise ValueError(f"--ray-address {address}: {str(result['error']).splitlines()[0]}")
+
+
 def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs: int = 2, ray_address: str | None = None,
-             desc: str | None = None) -> list:
+             desc: str | None = None, ship: Iterable[Path] = ()) -> list:
     """Run fn(*job) for every job, in parallel processes (joblib) or on a Ray cluster; results in job
-    order. With `desc`, a progress bar counts finished jobs."""
+    order. With `desc`, a progress bar counts finished jobs.
+
+    On Ray the files in `ship` (the experiment's inputs) travel with the jobs and are written on a node
+    that lacks them, and a result's `records` (`records(...)`: the run files a job wrote) are written
+    here by the driver: the cluster needs no shared filesystem."""
     from tqdm.auto import tqdm
 
     jobs = list(jobs)
@@ -85,19 +165,21 @@ def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs
                 results[i] = r
                 bar.update()
         else:
-            try:
-                import ray
-            except ImportError:
-                raise ValueError("backend 'ray' needs Ray: pip install -c constraints.txt -e '.[ray]'") from None
-            if not ray.is_initialized():
-                ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
-            remote = ray.remote(num_cpus=1)(fn)
-            refs = [remote.remote(*j) for j in jobs]
+            connect_ray(ray_address)
+            import ray
+
+            shipped = ray.put({str(Path(p).resolve()): Path(p).read_bytes() for p in ship if Path(p).is_file()})
+            remote = ray.remote(num_cpus=1)(_remote_job)
+            refs = [remote.remote(fn, j, shipped) for j in jobs]
+            where = {ref: i for i, ref in enumerate(refs)}
             pending = list(refs)
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    results[where[ref]] = ray.get(ref)
+                    if isinstance(results[where[ref]], dict):
+                        write_records(results[where[ref]].get("records", {}))
                 bar.update(len(done))
-            results = ray.get(refs)
     finally:
         bar.close()
     return results

@@ -3,6 +3,7 @@ random, uncertainty- and ensemble-driven action choice at equal env-step budgets
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wav.experiments.acquisition import AcquisitionExperiment, prepare_data, subgoal_model
-from wav.experiments.common import check_resume, is_done, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
+from wav.experiments.acquisition import AcquisitionExperiment, absolute, inputs, prepare_data, subgoal_model
+from wav.experiments.common import check_resume, connect_ray, is_done, records, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
 from wav.config import ONLINE_PRESETS, ROUND_PRESETS, OnlineConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
 from wav.domains.minigrid import DOMAIN_PRESETS, MiniGridDomain, frozen_subgoals
@@ -102,11 +103,14 @@ def _seed_job(exp: OnlineExperiment, paths: dict, seed: int) -> dict:
     for s in todo:
         run_online(domain, s, seed, data, shared, exp.online, exp.round, run_dir(exp, s, seed),
                    {"data": {k: str(v) for k, v in paths.items()}, "settings": settings(exp, s, seed)})
-    return {"seed": seed, "seconds": time.perf_counter() - t0, "ran": todo}
+    return {"seed": seed, "seconds": time.perf_counter() - t0, "ran": todo, "records": records(*(run_dir(exp, s, seed) for s in todo))}
 
 
 def run(exp: OnlineExperiment) -> dict:
     finished = check_resume({run_dir(exp, st, seed): settings(exp, st, seed) for seed in exp.seeds for st in exp.strategies}, exp.force)
+    if exp.backend == "ray":
+        connect_ray(exp.ray_address)  # an unreachable cluster fails here, before anything is written
+        exp = replace(exp, out=os.path.abspath(exp.out), data=absolute(exp.data))
     Path(exp.out).mkdir(parents=True, exist_ok=True)
     paths = prepare_data(exp.data)
     from wav.data.collect import collect
@@ -126,7 +130,8 @@ def run(exp: OnlineExperiment) -> dict:
     subgoal_model(exp.data, paths)
     if finished:
         print(f"resume: {finished} of {len(exp.seeds) * len(exp.strategies)} runs already finished, skipped", file=sys.stderr)
-    done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address, desc="online seeds")
+    done = run_jobs(_seed_job, [(exp, paths, s) for s in exp.seeds], exp.backend, exp.jobs, exp.ray_address, desc="online seeds",
+                    ship=inputs(exp.data, paths))
     ran = [d for d in done if d["ran"]]
     results = report(exp)
     results["seconds_per_seed"] = float(np.mean([d["seconds"] for d in ran])) if ran else 0.0
