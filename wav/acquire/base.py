@@ -61,6 +61,9 @@ class Strategy:
     """reads the candidates' true outcomes"""
     oracle: bool = False
     """its scores are the true error itself (the rank correlation reuses them)"""
+    reads_actions: bool = True
+    """scores a candidate by its own action (WAV: only in a discrete action space, where a candidate is an
+    (s, a) pair; a trajectory's actions are never read)"""
     act: Act | None = None
     """online action choice (Algorithm 1); None: score every action of a discrete space on its true outcome"""
 

@@ -41,7 +41,7 @@ def _require(model, method: str, strategy: str, why: str):
     return model
 
 
-@register("random")
+@register("random", reads_actions=False)
 def random_scores(cand: TransitionBatch, models: Models, scoring: ScoringConfig, generator: torch.Generator) -> Tensor:
     return torch.rand(len(cand), generator=generator, dtype=torch.float64)
 

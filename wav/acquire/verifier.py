@@ -9,7 +9,7 @@ from torch import Tensor
 
 from wav.acquire.base import Models, Strategy, register
 from wav.config import ScoringConfig
-from wav.cycle import action_table, choose, distinct_rows, forward_first, verify
+from wav.cycle import Discrete, action_table, choose, distinct_rows, forward_first, verify
 from wav.types import TransitionBatch
 
 CHUNK = 256  # start states per cycle call (x K proposals each)
@@ -18,11 +18,14 @@ CHUNK = 256  # start states per cycle call (x K proposals each)
 def cycle_scores(cand: TransitionBatch, models: Models, scoring: ScoringConfig, generator: torch.Generator, inverse, match_action: bool = True) -> Tensor:
     """Verification score of each candidate (s, a).
 
-    The cycle runs once per distinct start state with K subgoals. With `match_action`, a candidate's
-    score reduces (`scoring.reduce`, default min) the scores of the subgoals whose inferred action is its
-    action (Bayes: those are samples of p(s'|s,a); see CycleResult.action_scores); otherwise the state's
-    largest score, as in the authors' release (which ignores the candidate's action).
+    The cycle runs once per distinct start state with K subgoals. With `match_action` in a discrete
+    action space, a candidate's score reduces (`scoring.reduce`, default min) the scores of the subgoals
+    whose inferred action is its action (Bayes: those are samples of p(s'|s,a); see
+    CycleResult.action_scores); otherwise the state's largest score, as in the authors' release (which
+    ignores the candidate's action). In a continuous space a candidate is a recorded trajectory whose
+    actions are the label acquiring it buys: its score never reads them.
     """
+    match_action = match_action and isinstance(models.space, Discrete)
     first, where = distinct_rows(cand.states)
     uniq = cand.states[first]
     per_state = []  # one chunk's cycle at a time: its intermediates are (CHUNK, K, D) tensors
@@ -50,7 +53,7 @@ def wav_dense_scores(cand: TransitionBatch, models: Models, scoring: ScoringConf
     return cycle_scores(cand, models, scoring, generator, models.dense_inverse)
 
 
-@register("wav-state", subgoal=True, inverse="inverse")
+@register("wav-state", subgoal=True, inverse="inverse", reads_actions=False)
 def wav_state_scores(cand: TransitionBatch, models: Models, scoring: ScoringConfig, generator: torch.Generator) -> Tensor:
     """WAV scored per start state only (the authors' pool variant: the candidate's action is ignored)."""
     return cycle_scores(cand, models, scoring, generator, models.inverse, match_action=False)
