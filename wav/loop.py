@@ -21,7 +21,7 @@ import torch
 from wav.acquire import Models, Strategy, make_strategy, select
 from wav.acquire.baselines import true_error
 from wav.config import OnlineConfig, PoolConfig, RoundConfig
-from wav.cycle import tie_broken_argmax
+from wav.cycle import Discrete, tie_broken_argmax
 from wav.data.io import atomic_write
 from wav.domains.base import Domain, PoolData
 from wav.metrics import rank_correlation
@@ -170,9 +170,11 @@ def act(strategy: Strategy, state, models: Models, round_cfg: RoundConfig, outco
     space on that action's true outcome (`outcomes`), ties broken at random."""
     space = models.space
     if strategy.random_mix and rng.random() < strategy.random_mix:
-        return int(rng.integers(space.n))
+        return int(rng.integers(space.n)) if isinstance(space, Discrete) else space.sample(1, gen)[0]
     if strategy.act is not None:
         return strategy.act(strategy, state, models, round_cfg.scoring, outcomes, rng, gen)
+    if not isinstance(space, Discrete):
+        raise ValueError(f"strategy '{strategy.name}' has no online action choice (Strategy.act) for a continuous action space")
     scores = strategy.score(outcomes(space.all()), models, round_cfg.scoring, gen).double().numpy()
     return int(space.all()[tie_broken_argmax(scores, rng)])
 
