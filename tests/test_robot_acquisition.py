@@ -1,0 +1,206 @@
+"""The manipulation domain on the shared pool protocol (wav.domains.manipulation, wav.experiments.robot_acquisition,
+`wav reproduce robot-acquisition`), on synthetic linear-world trajectories: no simulator needed. The HDF5 tests
+need h5py (the robot venv has it)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from wav.config import PoolConfig, TrainConfig
+from wav.data.sequences import linear_world
+from wav.domains.base import PoolData
+from wav.domains.manipulation import DOMAIN_PRESETS, RecordedFuture, TrajectorySet
+from wav.experiments.robot_acquisition import ROUND_PRESETS
+
+D_OBJ = 6
+LAYOUT = {"names": ["ee_pos", "ee_vel", "cube"], "sizes": [7, 7, D_OBJ], "groups": ["ee", "robot", "object"]}
+FAST = TrainConfig(epochs=4, lr=3e-3, batch_size=16, val_fraction=0.0)
+DOMAIN = replace(DOMAIN_PRESETS["debug"], world_model_train=FAST, inverse_train=replace(FAST, batch_size=128))
+ROUND = replace(ROUND_PRESETS["debug"], refit=replace(FAST, epochs=2), inverse_refit=replace(FAST, epochs=2, batch_size=128))
+
+
+def trajectories(n: int, steps: int, seed: int):
+    trajs, _ = linear_world(n, steps, np.random.default_rng(seed), distractors=D_OBJ)
+    return trajs
+
+
+def dataset(n: int, steps: int, seed: int, ragged: bool = False) -> TrajectorySet:
+    trajs = trajectories(n, steps, seed)
+    if ragged:  # shorter episodes: rows are NaN-padded
+        trajs = [(s[: steps - 3 * i + 1], a[: steps - 3 * i]) if i < 3 else (s, a) for i, (s, a) in enumerate(trajs)]
+    return TrajectorySet.of(trajs, LAYOUT)
+
+
+@pytest.fixture(scope="module")
+def world():
+    seed_set, pool, test = dataset(12, 40, 0), dataset(10, 40, 1, ragged=True), dataset(4, 40, 2)
+    wm = DOMAIN.fit("world_model", seed_set, 0)
+    return seed_set, pool, test, wm
+
+
+def test_domain_contract_shapes_and_padding(world):
+    seed_set, pool, test, wm = world
+    b = DOMAIN.batch(pool)
+    d, a = 7 + 7 + D_OBJ, 7
+    assert b.states.shape == (10, 41 * d) and b.actions.shape == (10, 40 * a) and b.next_states is b.states
+    assert torch.isnan(b.states[1]).sum() == 3 * d and torch.isnan(b.actions[1]).sum() == 3 * a  # padded tail
+    assert torch.isfinite(b.states[5]).all()
+    assert len(DOMAIN.concat([seed_set, DOMAIN.subset(pool, np.array([1, 4]))])) == 14
+    assert DOMAIN.space.dim == 7 and len(DOMAIN.space.counts(b.actions.numpy())) == 7 and np.isfinite(DOMAIN.space.counts(b.actions.numpy())).all()
+    loss = wm.loss(*b.tensors())
+    assert loss.shape == (10,) and torch.isfinite(loss).all() and (loss >= 0).all()
+    pred = wm.predict(b.states, b.actions)
+    assert pred.shape == b.states.shape and torch.equal(torch.isnan(pred), torch.isnan(b.states))
+    inv = DOMAIN.fit("inverse", seed_set, 0)
+    inferred = inv.infer(b.states, b.next_states)
+    assert inferred.shape == b.actions.shape and torch.equal(torch.isnan(inferred), torch.isnan(b.actions))
+    assert inferred[torch.isfinite(inferred)].abs().max() <= 1
+    sub = RecordedFuture().sample(b.states, 3)
+    assert sub.shape == (10, 3, b.states.shape[1]) and torch.allclose(sub[:, 2], b.states, equal_nan=True)
+    metrics = DOMAIN.evaluate(wm, PoolData(seed_set, pool, test))
+    assert set(metrics) == {"pred_error", "pred_error_by_step", "pred_error_by_group"}
+    assert len(metrics["pred_error_by_step"]) == 31 and set(metrics["pred_error_by_group"]) == {"ee", "robot", "object"}
+    json.dumps(metrics)
+    with pytest.raises(ValueError, match="members >= 2"):
+        wm.uncertainty(b.states, b.actions, 2, None)
+    ens = DOMAIN.fit("ensemble", seed_set, 0, members=2)
+    assert ens.members == 2 and ens.disagreement(b.states, b.actions).shape == (10,)
+    with pytest.raises(NotImplementedError, match="pool protocol"):
+        DOMAIN.make_env(0)
+
+
+def test_oracle_ranks_a_trajectory_the_world_model_cannot_follow_first(world):
+    from wav.acquire import Models, make_strategy
+    from wav.config import ScoringConfig
+
+    seed_set, _, _, _ = world
+    wm = DOMAIN.fit("world_model", seed_set, 0, train=replace(FAST, epochs=40))
+    trajs = [(s, a) for s, a in dataset(6, 40, 3).trajectories]
+    s, a = trajs[2]
+    trajs[2] = (s, -a)  # the recorded states did not follow these actions
+    cand = DOMAIN.batch(TrajectorySet.of(trajs, LAYOUT))
+    scores = make_strategy("oracle").score(cand, Models(world_model=wm, space=DOMAIN.space), ScoringConfig(), torch.Generator())
+    assert int(scores.argmax()) == 2
+
+
+def test_run_pool_two_seeds_random_wav_oracle_write_records(world, tmp_path):
+    from wav.loop import pool_oracle, run_pool, shared_models
+
+    seed_set, pool, test, _ = world
+    data = PoolData(seed_set, pool, test)
+    for seed in (0, 1):
+        wm = DOMAIN.fit("world_model", seed_set, seed)
+        inv = DOMAIN.fit("inverse", seed_set, seed)
+        start, oracle = DOMAIN.evaluate(wm, data), pool_oracle(DOMAIN, wm, pool)
+        for s in ("random", "wav", "oracle"):
+            parts = {"world_model": wm, "inverse": inv} if s == "wav" else {"world_model": wm}
+            shared = shared_models(RecordedFuture() if s == "wav" else None, parts)
+            rows = run_pool(DOMAIN, s, seed, data, shared, PoolConfig(rounds=2, budget=2), ROUND, tmp_path / s / f"seed{seed}", None, start, oracle)
+            assert [r["round"] for r in rows] == [0, 1, 2] and [r["labels"] for r in rows] == [12, 14, 16]
+            assert all(np.isfinite(r["pred_error"]) for r in rows) and np.isfinite(rows[1]["spearman"])
+            assert (tmp_path / s / f"seed{seed}" / "done").exists()
+            written = [json.loads(x) for x in (tmp_path / s / f"seed{seed}" / "metrics.jsonl").read_text().splitlines()]
+            assert written == json.loads(json.dumps(rows))
+            if s == "oracle":
+                assert rows[1]["spearman"] == pytest.approx(1.0)
+
+
+def test_wav_never_reads_the_candidates_actions(world):
+    """In the Box space a WAV score is a function of the recorded states only."""
+    from wav.acquire import Models, make_strategy
+    from wav.config import ScoringConfig
+
+    seed_set, pool, _, wm = world
+    inv = DOMAIN.fit("inverse", seed_set, 0)
+    b = DOMAIN.batch(pool)
+    models = Models(world_model=wm, space=DOMAIN.space, subgoal=RecordedFuture(), inverse=inv)
+    wav = make_strategy("wav")
+    one = wav.score(b, models, ScoringConfig(), torch.Generator())
+    two = wav.score(replace(b, actions=torch.rand_like(b.actions)), models, ScoringConfig(), torch.Generator())
+    assert torch.equal(one, two) and torch.isfinite(one).all()
+
+
+# ----- the pool file, the experiment and the CLI (h5py) --------------------------------------------------------
+
+
+def write_pool(path, bad: str | None = None):
+    from wav.data.robot_io import Trajectory, save_trajectories
+
+    trajs = trajectories(14, 40, 5)
+    out = []
+    for i, (s, a) in enumerate(trajs):
+        s, a = s.copy(), a.copy()
+        if bad == "nan" and i == 3:
+            s[4, 2] = np.nan
+        if bad == "range" and i == 3:
+            a[1, 0] = 1.5
+        out.append(Trajectory(s, a, np.zeros(len(a), np.float32), np.zeros(len(a), bool), False, "synthetic"))
+    masks = {"warmup_4": [0, 1, 2, 3], "explore": list(range(4, 11)), "eval": [11, 12, 13]}
+    save_trajectories(path, out, {"task": "Synthetic", "layout": LAYOUT}, masks)
+    return path
+
+
+def cli(argv, capsys):
+    from wav.cli import main
+
+    rc = main(argv)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_debug_run_writes_records_and_json(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    pool = write_pool(tmp_path / "pool.hdf5")
+    out = tmp_path / "out"
+    argv = ["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(tmp_path), "--warmup", "4", "--seeds", "0",
+            "--strategies", "random,wav,oracle", "--preset", "debug", "--jobs", "1", "--out", str(out), "--json"]
+    rc, stdout, err = cli(argv, capsys)
+    assert rc == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["task"] == "Synthetic" and summary["warmup"] == 4 and set(summary["strategies"]) == {"random", "wav", "oracle"}
+    assert summary["strategies"]["oracle"]["spearman"] == pytest.approx(1.0) and summary["seconds_per_seed"] > 0
+    for s in ("random", "wav", "oracle"):
+        for seed in (0,):
+            d = out / "runs" / s / f"seed{seed}"
+            assert (d / "done").exists() and len((d / "metrics.jsonl").read_text().splitlines()) == 3
+            assert json.loads((d / "config.json").read_text())["settings"]["data"] == str(pool.resolve())
+    assert (out / "table.md").exists() and (out / "figure.png").exists()
+    results = json.loads((out / "results.json").read_text())
+    assert results["strategies"]["wav"]["reads_actions"] is False and "inverse" in results["inverse_eval"]["0"]
+    rc, stdout, err = cli(argv, capsys)  # resume: nothing left to run
+    assert rc == 0 and json.loads(stdout.strip().splitlines()[-1])["strategies"]["wav"]["pred_error"] == summary["strategies"]["wav"]["pred_error"]
+
+
+@pytest.mark.parametrize("bad, args, field", [
+    (None, ["--warmup", "7"], "no filter key 'warmup_7'"),
+    ("nan", [], "demo_3/obs/ee_pos: contains NaN"),
+    ("range", [], "demo_3/actions: outside [-1, 1]"),
+    (None, ["--task", "Lift"], "env_args'].task is 'Synthetic'"),
+])
+def test_cli_bad_inputs_are_one_line_before_any_work(tmp_path, capsys, bad, args, field):
+    pytest.importorskip("h5py")
+    pool = write_pool(tmp_path / "pool.hdf5", bad)
+    out = tmp_path / "out"
+    argv = ["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(pool), "--warmup", "4", "--seeds", "0", "--preset", "debug",
+            "--out", str(out)]
+    argv = argv + args if "--task" not in args else [x if x != "Synthetic" else "Lift" for x in argv]
+    rc, stdout, err = cli(argv, capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and field in err and str(pool) in err
+    assert not out.exists()
+
+
+def test_cli_refuses_a_missing_pool_and_unknown_strategies(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli(["reproduce", "robot-acquisition", "--task", "PullCube", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")], capsys)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no pool file" in err
+    (tmp_path / "pool.hdf5").write_bytes(b"")
+    rc, _, err = cli(["reproduce", "robot-acquisition", "--task", "PullCube", "--data", str(tmp_path), "--strategies", "wav,bogus",
+                      "--out", str(tmp_path / "o")], capsys)
+    assert rc == 1 and "bogus" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

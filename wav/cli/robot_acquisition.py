@@ -1,0 +1,67 @@
+"""`wav reproduce robot-acquisition`: the robot pool protocol on one manipulation task (REFERENCE §6, issue 13)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from wav.cli.checks import CheckError, add_parser, guard, output_dir, positive_int, seeds
+
+
+def _data(text: str) -> str:
+    """A pool file, or a folder holding pool.hdf5 (checked before any work)."""
+    from pathlib import Path
+
+    p = Path(os.path.expanduser(str(text)))
+    f = p / "pool.hdf5" if p.is_dir() else p
+    if not f.is_file():
+        raise CheckError(f"{text}: no pool file (expected a pool.hdf5 file or a folder holding one, as `wav robot build --out` writes)")
+    if not os.access(f, os.R_OK):
+        raise CheckError(f"{f}: not readable")
+    return str(f)
+
+
+def register(top, groups) -> None:
+    from wav.experiments.robot_acquisition import STRATEGIES
+
+    p = add_parser(groups["reproduce"], "robot-acquisition", help="robot pool protocol: strategies x seeds on one task, CIs, paired tests, figure")
+    p.add_argument("--task", required=True, help="manipulation task (checked against the pool file)")
+    p.add_argument("--data", type=_data, required=True, help="the pool file of `wav robot build` (or its folder)")
+    p.add_argument("--warmup", type=positive_int, default=50, help="warm-up size N: the partition warmup_N is the labelled seed set")
+    p.add_argument("--seeds", type=seeds, default="0-4", help="seeds, e.g. 0-4 or 0,3")
+    p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated strategy names (wav.acquire.REGISTRY)")
+    p.add_argument("--preset", default="cpu", choices=["debug", "cpu", "paper"], help="model sizes and schedules")
+    p.add_argument("--rounds", type=positive_int, default=2, help="acquisition rounds R")
+    p.add_argument("--budget", type=positive_int, default=None, help="trajectories acquired per round B (default: 25%% of the warm-up size)")
+    p.add_argument("--backend", default="local", choices=["local", "ray"], help="local processes (joblib) or a Ray cluster")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (backend ray)")
+    p.add_argument("--jobs", type=positive_int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs (local backend)")
+    p.add_argument("--out", type=output_dir, default="runs/robot-acquisition", help="output folder (resumable: finished runs with the same settings are skipped)")
+    p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
+    p.set_defaults(func=cmd_robot_acquisition)
+
+
+@guard
+def cmd_robot_acquisition(args) -> int:
+    from wav.acquire import REGISTRY
+    from wav.experiments.common import finite_or_none
+    from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, run
+
+    names = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    bad = [s for s in names if s not in REGISTRY]
+    if bad or not names:
+        raise ValueError(f"--strategies: unknown {bad or 'none given'}; known: {sorted(REGISTRY)}")
+    exp = RobotAcquisitionExperiment(task=args.task, data=args.data, warmup=args.warmup, out=args.out, seeds=tuple(args.seeds), strategies=names,
+                                     preset=args.preset, rounds=args.rounds, budget=args.budget, backend=args.backend, jobs=args.jobs,
+                                     ray_address=args.ray_address, force=args.force)
+    results = run(exp, progress=not args.json)
+    print(open(os.path.join(args.out, "table.md")).read())
+    print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")
+    if args.json:
+        summary = {"task": exp.task, "warmup": exp.warmup,
+                   "strategies": {s: {"pred_error": e["pred_error"], "pred_error_ci": e["pred_error_ci"], "spearman": e["spearman"], "kendall": e["kendall"]}
+                                  for s, e in results["strategies"].items()},
+                   "seconds_per_seed": results.get("seconds_per_seed")}
+        print(json.dumps(finite_or_none(summary)))
+    return 0

@@ -1,0 +1,388 @@
+"""The manipulation domain (REFERENCE §6, ROBOT.md §4-6): recorded robot trajectories, the RSSM world model and
+the CLAM-style latent sparse inverse model, plugged into the shared verification core through the
+`wav.domains.base.Domain` protocol for the pool protocol (a candidate is a whole trajectory).
+
+A dataset is a `TrajectorySet` (trajectories (states (T+1, D), actions (T, A)) and the state layout). One row
+of `batch` is one trajectory: states = its recorded states flattened and NaN-padded to (N, (Tmax+1) D);
+actions = its recorded actions flattened and NaN-padded to (N, Tmax A); next_states = the same recorded
+states (the recorded future is action-free data; the actions are the label that acquiring a trajectory
+buys, read only by the privileged strategies). The models here work on those flat rows:
+
+* `RSSMWorldModel` cuts each row into non-overlapping 32-step windows (ROBOT.md §4.4; the last one >= 2
+  steps), builds the posterior on each window's first frame and rolls the prior open-loop under the given
+  actions; `loss` is the squared error in state units standardised by the warm-up set, averaged over the
+  valid steps of all windows of a row. With >= 2 members, `uncertainty`/`disagreement` are the variance of
+  the members' open-loop predictions. So `oracle` (true actions), `progress` and `ensemble` work unchanged.
+* `TrajectoryInverse.infer(states, next_states)` infers the whole action sequence of a row from consecutive
+  recorded frames (2-frame context) with the latent sparse (or dense) inverse model.
+* `RecordedFuture` is the pool protocol's subgoal "generator" (ROBOT.md §6.2): a candidate's subgoals are
+  its own recorded states, so `wav` and `wav-dense` run through `wav.cycle.verify` unchanged: inferred
+  actions from the recorded states, the RSSM rolled under them, score = mismatch to the recorded states.
+  In this continuous space the WAV strategies never read the candidate's actions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from wav.config import TrainConfig
+from wav.cycle import Box
+from wav.domains.base import PARTS, PoolData
+from wav.types import SequenceBatch, TransitionBatch
+
+WINDOW = 32
+"""steps of an evaluation / scoring window (ROBOT.md §4.4: the 32-frame open-loop horizon)"""
+GROUP_NAMES = ("ee", "robot", "object")
+CHUNK = 256  # windows per RSSM call when scoring
+
+
+class TrajectoryBox(Box):
+    """`Box` whose `counts` (the mean chosen action) skips the NaN padding of trajectory rows."""
+
+    def counts(self, actions: np.ndarray) -> list[float]:
+        a = np.asarray(actions, np.float64).reshape(-1, self.dim)
+        a = a[np.isfinite(a).all(1)]
+        return a.mean(0).tolist() if len(a) else [float("nan")] * self.dim
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class TrajectorySet:
+    """Trajectories (states (T+1, D) float32, actions (T, A) float32) and the state layout
+    (`StateLayout.to_dict()`: names, sizes, groups)."""
+
+    trajectories: tuple
+    layout: dict
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    @staticmethod
+    def of(trajectories: Sequence[Any], layout: dict) -> "TrajectorySet":
+        """From `wav.data.robot_io.Trajectory` objects or (states, actions) pairs."""
+        pairs = []
+        for t in trajectories:
+            s, a = (t.states, t.actions) if hasattr(t, "states") else t
+            pairs.append((np.asarray(s, np.float32), np.asarray(a, np.float32)))
+        return TrajectorySet(tuple(pairs), dict(layout))
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        s, a = self.trajectories[0]
+        return int(s.shape[1]), int(a.shape[1])
+
+    def group_masks(self) -> dict[str, np.ndarray]:
+        """Boolean (D,) mask of each layout group that occurs."""
+        groups = np.repeat(np.asarray(self.layout["groups"]), np.asarray(self.layout["sizes"], int))
+        return {g: groups == g for g in GROUP_NAMES if (groups == g).any()}
+
+
+def flat_rows(data: TrajectorySet) -> TransitionBatch:
+    """One NaN-padded row per trajectory: states (N, (Tmax+1) D), actions (N, Tmax A), next_states = states."""
+    if len(data) == 0:
+        return TransitionBatch(torch.zeros(0, 0), torch.zeros(0, 0), torch.zeros(0, 0))
+    d, a = data.dims
+    tmax = max(len(act) for _, act in data.trajectories)
+    n = len(data)
+    states = np.full((n, tmax + 1, d), np.nan, np.float32)
+    actions = np.full((n, tmax, a), np.nan, np.float32)
+    for i, (s, act) in enumerate(data.trajectories):
+        states[i, : len(s)] = s
+        actions[i, : len(act)] = act
+    s = torch.from_numpy(states.reshape(n, -1))
+    return TransitionBatch(s, torch.from_numpy(actions.reshape(n, -1)), s)
+
+
+@dataclass(frozen=True)
+class Windows32:
+    """The non-overlapping windows of flat rows: states (B, W, D) and actions (B, W, A) with NaN padding,
+    `row` (B,) the row of each window, `valid` (B, W) which states exist."""
+
+    states: Tensor
+    actions: Tensor
+    row: Tensor
+    valid: Tensor
+
+
+def cut_windows(states: Tensor, actions: Tensor, state_dim: int, action_dim: int, length: int = WINDOW) -> Windows32:
+    """Cut flat rows into non-overlapping `length`-step windows; a window needs >= 2 recorded states."""
+    n = states.shape[0]
+    s = states.float().reshape(n, -1, state_dim)  # (N, T+1, D)
+    t1 = s.shape[1]
+    a = actions.float().reshape(n, -1, action_dim)  # (N, T', A)
+    chunks = max(1, math.ceil(t1 / length))
+    pad = chunks * length
+    sp = torch.full((n, pad, state_dim), float("nan"))
+    sp[:, :t1] = s
+    ap = torch.full((n, pad, action_dim), float("nan"))
+    ap[:, : min(a.shape[1], pad)] = a[:, :pad]
+    sp, ap = sp.reshape(n * chunks, length, state_dim), ap.reshape(n * chunks, length, action_dim)
+    valid = torch.isfinite(sp).all(-1)  # (N*C, W)
+    keep = valid.sum(1) >= 2
+    row = torch.arange(n).repeat_interleave(chunks)
+    return Windows32(sp[keep], ap[keep], row[keep], valid[keep])
+
+
+def _row_mean(values: Tensor, mask: Tensor, row: Tensor, n: int) -> Tensor:
+    """Mean of `values` (B, H) over the masked entries of each row's windows: (n,) float64 (NaN for none)."""
+    v = torch.where(mask, values, torch.zeros_like(values)).double().sum(1)
+    c = mask.double().sum(1)
+    tot = torch.zeros(n, dtype=torch.float64).index_add_(0, row, v)
+    cnt = torch.zeros(n, dtype=torch.float64).index_add_(0, row, c)
+    return tot / cnt
+
+
+# --------------------------------------------------------------------------- models on flat rows
+
+
+class RSSMWorldModel(nn.Module):
+    """The RSSM (`wav.models.rssm.RSSM`) as a world model on flat trajectory rows (`wav.types.WorldModel`,
+    `UncertainWorldModel` with >= 2 members). `scale` (D,) standardises the errors (std of the warm-up set)."""
+
+    def __init__(self, rssm: nn.Module, scale: Tensor, window: int = WINDOW):
+        super().__init__()
+        self.rssm = rssm
+        self.window = int(window)
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).clone())
+
+    @property
+    def members(self) -> int:
+        return int(self.rssm.cfg.members)
+
+    @property
+    def dims(self) -> tuple[int, int]:
+        return int(self.rssm.cfg.state_dim), int(self.rssm.cfg.action_dim)
+
+    @torch.no_grad()
+    def rollouts(self, states: Tensor, actions: Tensor) -> tuple[Windows32, Tensor]:
+        """Windows of the rows and each member's open-loop prediction of frames 1..W-1 from the posterior
+        on frame 0 under `actions` (NaN padding read as 0; those steps are masked): (B, W-1, M, D)."""
+        d, a = self.dims
+        w = cut_windows(states, actions, d, a, self.window)
+        preds = []
+        for i in range(0, len(w.row), CHUNK):
+            s0 = w.states[i : i + CHUNK, :1]
+            b = s0.shape[0]
+            ctx = SequenceBatch(s0, torch.zeros(b, 1, a), torch.ones(b, 1, dtype=torch.bool))
+            acts = torch.nan_to_num(w.actions[i : i + CHUNK, :-1]).clamp(-1, 1)
+            preds.append(self.rssm.imagine_members(self.rssm.observe(ctx), acts))
+        pred = torch.cat(preds) if preds else torch.zeros(0, self.window - 1, self.members, d)
+        return w, pred
+
+    def _errors(self, w: Windows32, pred: Tensor) -> tuple[Tensor, Tensor]:
+        """Standardised squared error per window, step and feature (B, W-1, D), and the step mask (B, W-1)."""
+        target = torch.nan_to_num(w.states[:, 1:])
+        err = ((pred.mean(-2) - target) / self.scale) ** 2
+        return err, w.valid[:, 1:]
+
+    @torch.no_grad()
+    def predict_and_loss(self, states: Tensor, actions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Open-loop predictions as flat rows (frame 0 of each window is the recorded one; NaN where padded)
+        and the loss of `targets` (their recorded frames replace `states`' where they differ), (N,)."""
+        n = states.shape[0]
+        d, _ = self.dims
+        w, pred = self.rollouts(targets, actions)
+        err, mask = self._errors(w, pred)
+        loss = _row_mean(err.mean(-1), mask, w.row, n).float()
+        # flat predictions
+        t1 = states.shape[1] // d
+        chunks = max(1, math.ceil(t1 / self.window))
+        full = torch.full((n * chunks, self.window, d), float("nan"))
+        keep = cut_index(targets, d, self.window)
+        frames = torch.cat([w.states[:, :1], pred.mean(-2)], 1)
+        frames[~w.valid] = float("nan")
+        full[keep] = frames
+        return full.reshape(n, chunks * self.window, d)[:, :t1].reshape(n, -1), loss
+
+    def predict(self, states: Tensor, actions: Tensor) -> Tensor:
+        return self.predict_and_loss(states, actions, states)[0]
+
+    def loss(self, states: Tensor, actions: Tensor, next_states: Tensor) -> Tensor:
+        """Open-loop error per row (N,): the recorded states (`next_states`) against the RSSM rolled from
+        the posterior at each window start under `actions`, mean over the valid steps of all windows."""
+        return self.predict_and_loss(states, actions, next_states)[1]
+
+    def _need_members(self, what: str) -> None:
+        if self.members < 2:
+            raise ValueError(f"{what} needs an ensemble RSSM (members >= 2); this one has {self.members} "
+                             "(use the 'ensemble' strategy, whose ensemble the domain fits with RoundConfig.ensemble_members)")
+
+    @torch.no_grad()
+    def disagreement(self, states: Tensor, actions: Tensor) -> Tensor:
+        """Variance across members of the open-loop predictions (standardised), mean over features and the
+        valid steps of all windows of a row: (N,)."""
+        self._need_members("disagreement")
+        w, pred = self.rollouts(states, actions)
+        var = (pred / self.scale).var(-2, unbiased=False).mean(-1)  # (B, W-1)
+        return _row_mean(var, w.valid[:, 1:], w.row, states.shape[0]).float()
+
+    def uncertainty(self, states: Tensor, actions: Tensor, passes: int, generator: torch.Generator | None = None) -> Tensor:
+        """The members' disagreement (deterministic; `passes` and `generator` are not used)."""
+        self._need_members("uncertainty")
+        return self.disagreement(states, actions)
+
+    @torch.no_grad()
+    def step_errors(self, data: TrajectorySet) -> tuple[Tensor, Tensor]:
+        """Standardised squared error (B, W-1, D) and step mask (B, W-1) of every window of `data` under its
+        recorded actions."""
+        b = flat_rows(data)
+        w, pred = self.rollouts(b.states, b.actions)
+        return self._errors(w, pred)
+
+
+def cut_index(states: Tensor, state_dim: int, length: int = WINDOW) -> Tensor:
+    """Which of the N x C padded windows `cut_windows` keeps (bool (N*C,))."""
+    n = states.shape[0]
+    s = states.reshape(n, -1, state_dim)
+    t1 = s.shape[1]
+    chunks = max(1, math.ceil(t1 / length))
+    valid = torch.zeros(n, chunks * length, dtype=torch.bool)
+    valid[:, :t1] = torch.isfinite(s).all(-1)
+    return valid.reshape(n * chunks, length).sum(1) >= 2
+
+
+class TrajectoryInverse(nn.Module):
+    """The latent inverse model (`wav.models.latent_inverse`) on flat rows: `infer(states, next_states)`
+    reads the recorded frames of `next_states` (the subgoal rows) and returns the inferred action
+    sequence (N, Tmax A), each a_t from ((s_{t-1}, s_t), s_{t+1}) (s_{-1} := s_0), NaN where padded."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    @torch.no_grad()
+    def infer(self, states: Tensor, next_states: Tensor) -> Tensor:
+        d, a = int(self.model.cfg.state_dim), int(self.model.cfg.action_dim)
+        n = next_states.shape[0]
+        s = next_states.float().reshape(n, -1, d)  # (N, T+1, D)
+        prev = torch.cat([s[:, :1], s[:, :-2]], 1)  # (N, T, D)
+        cur, nxt = s[:, :-1], s[:, 1:]
+        ok = torch.isfinite(cur).all(-1) & torch.isfinite(nxt).all(-1)  # (N, T)
+        out = torch.full((n, s.shape[1] - 1, a), float("nan"))
+        idx = ok.nonzero(as_tuple=True)
+        ctx, tgt = torch.stack([prev[idx], cur[idx]], 1), nxt[idx]
+        res = [self.model.infer(ctx[i : i + 4096], tgt[i : i + 4096]) for i in range(0, len(tgt), 4096)]
+        if res:
+            out[idx] = torch.cat(res).clamp(-1, 1)
+        return out.reshape(n, -1)
+
+    @torch.no_grad()
+    def kept_groups(self, data: TrajectorySet) -> dict[str, float]:
+        """Share of each layout group's features the (deterministic) mask keeps, over every transition."""
+        from wav.data.sequences import inverse_triples
+
+        ctx, _, nxt = inverse_triples(list(data.trajectories))
+        m = torch.cat([self.model.infer_with_mask(ctx[i : i + 4096], nxt[i : i + 4096])[1] for i in range(0, len(nxt), 4096)]).mean(0).numpy()
+        return {g: float(m[mask].mean()) for g, mask in data.group_masks().items()}
+
+
+class RecordedFuture:
+    """The pool protocol's subgoals (ROBOT.md §6.2): a candidate's own recorded states. `sample` returns each
+    row k times; `propose` once, with probability 1."""
+
+    def sample(self, states: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+        return states[:, None].expand(-1, k, -1)
+
+    def propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        return states[:, None], torch.ones(states.shape[0], 1)
+
+
+# --------------------------------------------------------------------------- the domain
+
+
+def standardiser(data: TrajectorySet) -> Tensor:
+    """Per-feature std of every recorded state of `data` (features that barely move get a floor of 10% of the
+    mean std, so a near-constant feature (a quaternion component that flips sign) does not dominate the error)."""
+    s = np.concatenate([st for st, _ in data.trajectories]).astype(np.float64)
+    std = s.std(0)
+    floor = max(0.1 * float(std.mean()), 1e-6)
+    return torch.from_numpy(np.maximum(std, floor).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class ManipulationDomain:
+    """Recorded manipulation trajectories (pool protocol) as a `wav.domains.base.Domain`."""
+
+    rssm_preset: str = "cpu"
+    """RSSM size (wav.models.rssm.RSSM_PRESETS)"""
+    inverse_preset: str = "cpu"
+    """latent inverse model size (wav.models.latent_inverse.LATENT_INVERSE_PRESETS)"""
+    window: int = WINDOW
+    """steps per training / evaluation / scoring window"""
+    world_model_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=300, lr=3e-4, batch_size=16, val_fraction=0.0, max_seconds=180))
+    """seed-set schedule of the RSSM (batches of 16 windows x `window` steps)"""
+    inverse_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=120))
+    """seed-set schedule of the latent inverse models (transitions with 2-frame context)"""
+    space: Box = field(default=TrajectoryBox(7))
+
+    def batch(self, data: TrajectorySet) -> TransitionBatch:
+        return flat_rows(data)
+
+    def concat(self, parts: list[TrajectorySet]) -> TrajectorySet:
+        parts = [p for p in parts if len(p)] or parts[:1]
+        return TrajectorySet(tuple(t for p in parts for t in p.trajectories), parts[0].layout)
+
+    def subset(self, data: TrajectorySet, index: np.ndarray) -> TrajectorySet:
+        return TrajectorySet(tuple(data.trajectories[int(i)] for i in np.asarray(index).reshape(-1)), data.layout)
+
+    def fit(self, part: str, data: TrajectorySet, seed: int, train: TrainConfig | None = None, model=None, members: int = 1):
+        from wav.data.sequences import Windows, inverse_triples
+        from wav.train import Rows, build, fit
+
+        d, a = data.dims
+        if part in ("world_model", "ensemble"):
+            from wav.models.rssm import RSSM, preset
+
+            if model is None:
+                cfg = preset(self.rssm_preset, state_dim=d, action_dim=a, members=members if part == "ensemble" else 1)
+                model = RSSMWorldModel(build(RSSM, cfg, seed), standardiser(data), self.window)
+            fit(model.rssm, Windows(list(data.trajectories), self.window), train or self.world_model_train, seed)
+            return model.eval()
+        if part in ("inverse", "dense_inverse"):
+            from wav.models.latent_inverse import LatentInverseModel, preset
+
+            if model is None:
+                model = TrajectoryInverse(build(LatentInverseModel, preset(self.inverse_preset, state_dim=d, action_dim=a, dense=part == "dense_inverse"), seed))
+            fit(model.model, Rows(*inverse_triples(list(data.trajectories))), train or self.inverse_train, seed)
+            return model.eval()
+        raise ValueError(f"unknown model part {part!r}; known: {', '.join(PARTS)}")
+
+    def evaluate(self, world_model: RSSMWorldModel, data: PoolData) -> dict:
+        """The `window`-step open-loop error on the test (eval) partition: standardised squared error, mean over
+        the valid steps of every window; per step and per layout group too."""
+        err, mask = world_model.step_errors(data.test)  # (B, H, D), (B, H)
+        m = mask.double()
+        per_step = err.mean(-1).double()
+        total = float((per_step * m).sum() / m.sum())
+        by_step = ((per_step * m).sum(0) / m.sum(0)).tolist()
+        groups = {g: float(((err[..., torch.from_numpy(gm)].mean(-1).double() * m).sum() / m.sum())) for g, gm in data.test.group_masks().items()}
+        return {"pred_error": total, "pred_error_by_step": [float(x) if np.isfinite(x) else None for x in by_step], "pred_error_by_group": groups}
+
+    # ---- online (Algorithm 1): not here yet
+
+    def _online(self, *args, **kwargs):
+        raise NotImplementedError("the manipulation domain runs the pool protocol only; the online run (issue 13 item 6) needs a "
+                                  "simulator-backed observe/step and a learned action-free generator, not built yet")
+
+    make_env = reset = observe = step = transitions = _online
+
+
+# An epoch of the RSSM is one pass of windows over the labelled steps (len(Windows) windows, batches of 16): a
+# warm-up set of 50 PullCube trajectories (51 states each) is 80 windows, 5 updates per epoch.
+DOMAIN_PRESETS: dict[str, ManipulationDomain] = {
+    "debug": ManipulationDomain(rssm_preset="debug", inverse_preset="debug",
+                                world_model_train=TrainConfig(epochs=60, lr=1e-3, batch_size=16, val_fraction=0.0, max_seconds=60),
+                                inverse_train=TrainConfig(epochs=30, lr=1e-3, batch_size=128, val_fraction=0.0, max_seconds=60)),
+    "cpu": ManipulationDomain(),
+    "paper": ManipulationDomain(rssm_preset="paper", inverse_preset="paper",
+                                world_model_train=TrainConfig(epochs=200, lr=1e-4, batch_size=16, val_fraction=0.0, max_seconds=36000),
+                                inverse_train=TrainConfig(epochs=200, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=36000)),
+}
