@@ -115,6 +115,27 @@ def test_subgoal_generator_learns_two_modes_of_one_state():
     assert hits.any(1).all() and hits.any(0).all()
 
 
+def test_local_subgoal_generator_learns_two_modes_and_copies_the_rest():
+    # the agent-centred edit decoder (the paper preset's): both turns of one state are proposed, and every
+    # proposal equals s outside the 3x3 window around the agent
+    s = _states(2, seed=1)
+    succ = torch.from_numpy(true_successors(s[:1].numpy()))[0, :2]  # (2, D)
+    states, nxt = s[:1].repeat(64, 1), succ.repeat(32, 1)
+    cfg = SubgoalConfig(hidden=16, layers=1, code_hidden=16, codes=4, local=True, edit=True, context=False)
+    m = build(MixtureSubgoalGenerator, cfg, 0)
+    fit(m, (states, nxt), TrainConfig(epochs=60, lr=1e-2, batch_size=64, val_fraction=0), seed=0)
+    out = m.sample(s, 8, torch.Generator().manual_seed(0))  # (2, 8, D)
+    hits = (out[0][:, None] == succ[None]).all(-1)  # (8, 2)
+    assert hits.any(1).all() and hits.any(0).all()
+    where, valid, _ = m._window(s)
+    inside = torch.zeros(2, 36, dtype=torch.bool)
+    inside[torch.arange(2)[:, None].expand_as(where)[valid], where[valid]] = True
+    grid_s, grid_out = s[:, :108].reshape(2, 1, 36, 3), out[:, :, :108].reshape(2, 8, 36, 3)
+    assert torch.equal((grid_out != grid_s).any(-1) & ~inside[:, None], torch.zeros(2, 8, 36, dtype=torch.bool))
+    sub, w = m.propose(s)  # the cycle's weighted modes work for this decoder too
+    assert sub.shape[:2] == w.shape and torch.allclose(w.sum(1), torch.ones(2))
+
+
 def test_inverse_model_is_deterministic_and_returns_its_mask():
     s, sn = _states(6), _states(6, seed=2)
     m = build(SparseInverseModel, InverseConfig(hidden=8), 0)

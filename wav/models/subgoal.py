@@ -1,8 +1,15 @@
 """The action-free subgoal generator p(s' | s) of the verification cycle (REFERENCE §1): proposes the
 K plausible next states that the inverse model labels and the world model must reproduce.
 
-Model: Z discrete codes, a learned prior p(z | s) and a per-cell categorical decoder p(s' | s, z) that
-adds a "copy" bonus to each cell's current value (most cells do not change). Training reads (s, s')
+Model: Z discrete codes, a learned prior p(z | s) and a categorical decoder p(s' | s, z) that adds a "copy"
+bonus to each value's current one (most cells do not change). Two decoders: the conv decoder over the
+whole grid (`local=False`), and the agent-centred one of the presets (`local=True`): an MLP reads the
+3x3 window around the agent, turned to face ahead with the agent's direction taken relative to its own,
+and the hand; a code rewrites only the window and the hand (an action changes at most the agent cell,
+the cell in front and the hand) and copies every other cell. With `edit` (and no `context`) a code is a
+fixed linear edit of the window's current values (a slot's own value, the hand into the front cell, the
+front cell into the hand), so a change learnt in one context -- a turn, a pickup of a red key -- decodes
+the same way in contexts the corpus rarely shows. Training reads (s, s')
 pairs only -- actions are never seen -- and is winner-takes-all (hard EM / multiple-choice learning):
 each s' trains only the code that already explains it best, and the prior learns how often each code
 wins at s. Soft alternatives fail here: a turn left and a turn right differ in one variable, so under
@@ -18,9 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wav.config import SubgoalConfig
+from wav.envs.minigrid.encoding import AGENT, DIR_VEC, GRID_SIZE, N_CELLS
 from wav.models import nets
 
 
@@ -31,6 +40,9 @@ class MixtureSubgoalGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         h, hz, z = cfg.hidden, cfg.code_hidden, cfg.codes
+        if cfg.local:
+            self._init_local(cfg)
+            return
         flags = 2 if cfg.pointer else 0  # agent and front-of-agent flags per cell
         self.trunk = nets.GridTrunk(nets.N_CELL_LOGITS + nets.N_CARRIED_LOGITS + flags, h, cfg.layers)
         self.prior = nn.Sequential(nn.Linear(3 * h, h), nn.ReLU(), nn.Linear(h, z))
@@ -53,6 +65,115 @@ class MixtureSubgoalGenerator(nn.Module):
         else:
             self.copy_cell = nn.Parameter(torch.full((nets.N_CELL_LOGITS,), 3.0))
             self.copy_carried = nn.Parameter(torch.full((nets.N_CARRIED_LOGITS,), 3.0))
+
+    def _init_local(self, cfg: SubgoalConfig) -> None:
+        """The agent-centred decoder: an MLP over the egocentric window (cells within `window` steps of the
+        agent, rotated so that slot (1, 0) is always the cell in front) and the hand; each code rewrites the
+        window's cells and the hand, every other cell is copied from s."""
+        h, hz, z, r = cfg.hidden, cfg.code_hidden, cfg.codes, cfg.window
+        f, rt = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+        self._offsets = torch.stack([f.flatten(), rt.flatten()], 1)  # (S, 2) (forward, right) steps
+        slots = len(self._offsets)
+        n_in = slots * (nets.N_CELL_LOGITS + 1) + nets.N_CARRIED_LOGITS
+        layers = [nn.Linear(n_in, h), nn.ReLU()]
+        for _ in range(cfg.layers - 1):
+            layers += [nn.Linear(h, h), nn.ReLU()]
+        self.encoder = nn.Sequential(*layers)
+        self.prior = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, z))
+        self.code_in = nn.Linear(h, hz)
+        self.code = nn.Parameter(0.01 * torch.randn(z, hz))  # near-identical codes at init (see below)
+        self.code_hidden = nn.Sequential(nn.Linear(hz, hz), nn.ReLU())
+        self.window_out = nn.Linear(hz, slots * nets.N_CELL_LOGITS)
+        self.carried_out = nn.Linear(hz, nets.N_CARRIED_LOGITS)
+        self.copy_cell = nn.Parameter(torch.full((nets.N_CELL_LOGITS,), 3.0))
+        self.copy_carried = nn.Parameter(torch.full((nets.N_CARRIED_LOGITS,), 3.0))
+        if cfg.edit:  # per-code linear maps of the current values (see `_decode_local`), near zero at init
+            c, k = nets.N_CELL_LOGITS, nets.N_CARRIED_LOGITS
+            self.edit_cell = nn.Parameter(0.01 * torch.randn(z, slots, c, c))  # slot's own value -> slot
+            self.edit_hand_cell = nn.Parameter(0.01 * torch.randn(z, c, c))  # the hand (as a cell) -> the front cell
+            self.edit_bias = nn.Parameter(0.01 * torch.randn(z, slots, c))
+            self.edit_hand = nn.Parameter(0.01 * torch.randn(z, k, k))  # hand -> hand
+            self.edit_front = nn.Parameter(0.01 * torch.randn(z, c, k))  # the front cell -> hand
+            self.edit_hand_bias = nn.Parameter(0.01 * torch.randn(z, k))
+            self._front_slot = int(((self._offsets[:, 0] == 1) & (self._offsets[:, 1] == 0)).float().argmax())
+
+    def _window(self, states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Grid cell of every window slot, (B, S) long, whether it lies on the grid (and an agent
+        exists), (B, S) bool, and the agent's direction (B,). Slot (f, r) is f steps ahead of the agent
+        and r to its right."""
+        c = nets.cells(states)
+        is_agent = c[..., 0] == AGENT
+        idx = is_agent.float().argmax(1)  # (B,)
+        d = c[torch.arange(len(c)), idx, 2].clamp(0, 3)
+        vec = torch.as_tensor(DIR_VEC)
+        ahead, right = vec[d], vec[(d + 1) % 4]  # (B, 2) each, (dx, dy)
+        off = self._offsets
+        x = (idx // GRID_SIZE)[:, None] + off[:, 0] * ahead[:, :1] + off[:, 1] * right[:, :1]  # (B, S)
+        y = (idx % GRID_SIZE)[:, None] + off[:, 0] * ahead[:, 1:] + off[:, 1] * right[:, 1:]
+        valid = is_agent.any(1)[:, None] & (x >= 0) & (x < GRID_SIZE) & (y >= 0) & (y < GRID_SIZE)
+        return (x * GRID_SIZE + y).clamp(0, N_CELLS - 1), valid, d
+
+    @staticmethod
+    def _turn(values: Tensor, d: Tensor, sign: int) -> Tensor:
+        """Window cell values (B, ..., S, 3) with each agent cell's direction taken relative to the current
+        agent direction d (B,) (sign -1) or back to absolute (sign +1): a turn is then the same change
+        whichever way the agent faces, as the window is already turned to face ahead."""
+        view = (slice(None),) + (None,) * (values.ndim - 2)
+        rel = (values[..., 2] + sign * d[view]) % 4
+        return torch.cat([values[..., :2], torch.where(values[..., 0] == AGENT, rel, values[..., 2])[..., None]], -1)
+
+    def _local(self, states: Tensor) -> dict[str, Tensor]:
+        """Window one-hots (B, S, 21) (agent direction relative to the agent's, zero off the grid), hand
+        one-hot (B, 17), window cells, their validity, the agent's direction and the encoder's features (B, H)."""
+        nets.check_states(states)
+        where, valid, d = self._window(states)
+        vals = self._turn(nets.cells(states).gather(1, where[..., None].expand(-1, -1, 3)), d, -1)  # (B, S, 3)
+        win = nets._onehot3(vals[..., 0], vals[..., 1], vals[..., 2]) * valid[..., None]  # (B, S, 21)
+        hand = nets.carried_onehot(states)
+        x = torch.cat([win.flatten(1), valid.float(), hand], -1)
+        return {"win": win, "hand": hand, "hand_cell": nets.hand_as_cell(states), "where": where, "valid": valid, "dir": d,
+                "feats": self.encoder(x), "states": states}
+
+    def _decode_local(self, t: dict[str, Tensor], codes: Tensor) -> tuple[Tensor, Tensor]:
+        """Log-probabilities of the window cells (B, ..., S, 21) and the hand (B, ..., 17) under (one-hot) codes (B, ..., Z)."""
+        extra = codes.ndim - 2
+        view = (slice(None),) + (None,) * extra
+        w, k = self.copy_cell * t["win"][view], self.copy_carried * t["hand"][view]
+        if self.cfg.context or not self.cfg.edit:  # a term that depends on the whole window and hand
+            u = self.code_hidden(torch.relu(self.code_in(t["feats"])[view] + codes @ self.code))  # (B, ..., Hz)
+            w = w + self.window_out(u).unflatten(-1, (-1, nets.N_CELL_LOGITS))
+            k = k + self.carried_out(u)
+        if self.cfg.edit:
+            # an edit: each code maps the current values linearly (every slot's own value, the hand as a cell,
+            # the front cell into the hand), the same whatever else the window holds, so a change seen in
+            # one context (a turn, a pickup of a red key) is proposed in every other
+            e_cell = torch.einsum("bsi,zsio->bzso", t["win"], self.edit_cell)
+            put = torch.einsum("bi,zio->bzo", t["hand_cell"], self.edit_hand_cell)  # (B, Z, 21): what the hand puts in front
+            e_cell = e_cell + put[:, :, None] * F.one_hot(torch.tensor(self._front_slot), len(self._offsets)).float()[:, None]
+            e_hand = torch.einsum("bi,zio->bzo", t["hand"], self.edit_hand) + torch.einsum("bi,zio->bzo", t["win"][:, self._front_slot], self.edit_front)
+            flat = codes.reshape(len(codes), -1, codes.shape[-1])  # (B, N, Z) one-hot (or relaxed) codes
+            w = w + torch.einsum("bnz,bzso->bnso", flat, e_cell + self.edit_bias).reshape(*codes.shape[:-1], *w.shape[-2:])
+            k = k + torch.einsum("bnz,bzo->bno", flat, e_hand + self.edit_hand_bias).reshape(*codes.shape[:-1], k.shape[-1])
+        return nets.block_log_softmax(w, nets.CELL_SLICES), nets.block_log_softmax(k, nets.CARRIED_SLICES)
+
+    def _local_loglik(self, t: dict[str, Tensor], w: Tensor, k: Tensor, next_states: Tensor) -> Tensor:
+        """log p(s' | s, z) for every code, (B, Z): the window's cells and the hand (cells outside the
+        window are copied, so every code gives them the same likelihood and they do not enter)."""
+        tgt = self._turn(nets.cells(next_states).gather(1, t["where"][..., None].expand(-1, -1, 3)), t["dir"], -1)  # (B, S, 3)
+        nll = nets._block_nll(w, tgt[:, None], nets._CELL_OFFSETS, nets._CELL_SIZES)  # (B, Z, S)
+        return -(nll * t["valid"][:, None]).sum(-1) - nets.carried_nll(k, next_states[:, None])
+
+    def _fill(self, t: dict[str, Tensor], w: Tensor, k: Tensor) -> Tensor:
+        """States from decoded windows: (B, K, S, 21), (B, K, 17) log-probs -> (B, K, D) long; cells
+        outside the window (and window slots off the grid) are those of s."""
+        b, kk = w.shape[:2]
+        win = self._turn(torch.stack([w[..., sl].argmax(-1) for sl in nets.CELL_SLICES], -1), t["dir"], 1)  # (B, K, S, 3)
+        hand = torch.stack([k[..., sl].argmax(-1) for sl in nets.CARRIED_SLICES], -1)  # (B, K, 2)
+        grid = torch.cat([nets.cells(t["states"]), torch.zeros(b, 1, 3, dtype=torch.long)], 1)  # (B, 37, 3): a dummy cell last
+        grid = grid[:, None].expand(-1, kk, -1, -1).clone()
+        where = torch.where(t["valid"], t["where"], N_CELLS)[:, None, :, None].expand(-1, kk, -1, 3)
+        grid.scatter_(2, where, win)
+        return torch.cat([grid[:, :, :N_CELLS].flatten(-2), hand], -1)
 
     def _trunk(self, states: Tensor) -> dict[str, Tensor]:
         """What the decoder reads: cell one-hot (B, 36, 21), carried one-hot (B, 17), per-cell features
@@ -88,8 +209,11 @@ class MixtureSubgoalGenerator(nn.Module):
 
     def forward(self, states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Prior log-probs (B, Z) and every code's decoder logits: cells (B, Z, 36, 21), carried (B, Z, 17)."""
-        t = self._trunk(states)
         every = torch.eye(self.cfg.codes).expand(len(states), -1, -1)  # (B, Z, Z)
+        if self.cfg.local:  # (window log-probs (B, Z, S, 21) instead of the grid's)
+            t = self._local(states)
+            return torch.log_softmax(self.prior(t["feats"]), -1), *self._decode_local(t, every)
+        t = self._trunk(states)
         c, k = self._decode(t, every)
         return torch.log_softmax(self.prior(t["prior_in"]), -1), c, k
 
@@ -97,9 +221,14 @@ class MixtureSubgoalGenerator(nn.Module):
         """Scalar, per state feature; uses no action labels. Relaxed winner-takes-all: the code whose
         decoder explains s' best is trained on it with weight 1 - relax, every code with weight relax / Z,
         and the prior p(z | s) is fitted to the winner by cross-entropy."""
-        log_prior, c, k = self(states)
-        tgt = next_states[:, None]  # (B, 1, D)
-        log_lik = -nets.cell_nll(c, tgt).sum(-1) - nets.carried_nll(k, tgt)  # (B, Z)
+        if self.cfg.local:
+            t = self._local(states)
+            log_prior = torch.log_softmax(self.prior(t["feats"]), -1)
+            log_lik = self._local_loglik(t, *self._decode_local(t, torch.eye(self.cfg.codes).expand(len(states), -1, -1)), next_states)
+        else:
+            log_prior, c, k = self(states)
+            tgt = next_states[:, None]  # (B, 1, D)
+            log_lik = -nets.cell_nll(c, tgt).sum(-1) - nets.carried_nll(k, tgt)  # (B, Z)
         best, winner = log_lik.max(-1)
         # relaxed: every code also gets a small share, so a code that never wins is not dead
         decoder = -(1 - self.cfg.relax) * best - self.cfg.relax * log_lik.mean(-1)
@@ -126,21 +255,35 @@ class MixtureSubgoalGenerator(nn.Module):
         weights = torch.cat([torch.cat([w, w.new_zeros(len(w), k - w.shape[1])], 1) for _, w in out])
         return subgoals, weights
 
-    def _propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
+    def _prior_and_decoder(self, states: Tensor):
+        """log p(z | s) (B, Z) and a function decoding one-hot codes (B, K, Z) to states (B, K, D) (argmax)
+        or, with min_class_prob < 1 (grid decoder only), to sampled states."""
+        if self.cfg.local:
+            t = self._local(states)
+            return torch.log_softmax(self.prior(t["feats"]), -1), lambda codes, sampled=False, generator=None: self._fill(t, *self._decode_local(t, codes))
         t = self._trunk(states)
-        prior = torch.softmax(self.prior(t["prior_in"]), -1)  # (B, Z)
+
+        def dec(codes: Tensor, sampled: bool = False, generator: torch.Generator | None = None) -> Tensor:
+            c, kk = self._decode(t, codes)
+            if not sampled or self.cfg.min_class_prob >= 1:
+                return nets.decode(c, kk)
+            return nets.sample_decode(c, kk, self.cfg.min_class_prob, generator)
+
+        return torch.log_softmax(self.prior(t["prior_in"]), -1), dec
+
+    def _propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        log_prior, dec = self._prior_and_decoder(states)
+        prior = log_prior.exp()  # (B, Z)
         w = prior * (prior >= self.cfg.min_prior)
         w = torch.where(w.sum(-1, keepdim=True) > 0, w, prior)
         w, idx = w.sort(-1, descending=True)
         k = max(int((w > 0).sum(-1).max()), 1)
         w, idx = w[:, :k], idx[:, :k]  # (B, K) the kept codes, most probable first
-        c, kk = self._decode(t, torch.eye(self.cfg.codes)[idx])  # (B, K, 36, 21), (B, K, 17)
-        sg = torch.where(w[..., None] > 0, nets.decode(c, kk), states[:, None])  # padding: a copy of s
+        sg = torch.where(w[..., None] > 0, dec(torch.eye(self.cfg.codes)[idx]), states[:, None])  # padding: a copy of s
         return sg, w / w.sum(-1, keepdim=True)
 
     def _sample(self, states: Tensor, k: int, generator: torch.Generator | None, distinct: bool = True) -> Tensor:
-        t = self._trunk(states)
-        log_prior = torch.log_softmax(self.prior(t["prior_in"]), -1)  # (B, Z)
+        log_prior, dec = self._prior_and_decoder(states)  # (B, Z)
         z = log_prior.shape[1]
         u = torch.rand(log_prior.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
         order = torch.argsort(log_prior - torch.log(-torch.log(u)), -1, descending=True)  # (B, Z)
@@ -153,10 +296,7 @@ class MixtureSubgoalGenerator(nn.Module):
         else:
             idx = order[:, :k] if k <= z else torch.cat([order, iid[:, z:]], 1)
         idx = torch.where(prior.gather(1, idx) >= self.cfg.min_prior, idx, iid)  # (B, K)
-        c, kk = self._decode(t, torch.eye(z)[idx])  # (B, K, 36, 21), (B, K, 17)
-        if self.cfg.min_class_prob >= 1:
-            return nets.decode(c, kk)  # (B, K, D)
-        return nets.sample_decode(c, kk, self.cfg.min_class_prob, generator)  # (B, K, D)
+        return dec(torch.eye(z)[idx], True, generator)  # (B, K, D)
 
 
 class FrozenSubgoals:
