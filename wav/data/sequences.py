@@ -67,8 +67,10 @@ class Windows:
     The items are the windows that tile the stream (starts 0, T, 2T, ..., and one more ending at the
     stream's last step when T does not divide it), so `len` counts windows and `chunks` visits each once.
     `split` deals whole windows to validation; a training epoch draws len(self) windows (in minibatches)
-    whose starts are uniform over every offset that stays inside the sampler's own windows (a window never reaches into steps dealt to the other split). Windows may span episodes:
-    `is_first` marks the episode starts, and a model starts every window from its initial state.
+    whose starts are uniform over every offset that stays inside the sampler's own windows, so a training
+    window never reads steps dealt only to validation (the tail window may overlap its neighbour). Windows
+    may span episodes: `is_first` marks the episode starts, and a model starts every window from its
+    initial state.
     """
 
     def __init__(self, trajectories: Sequence[Trajectory] | None = None, length: int = 32, *, _stream=None, _starts=None):
