@@ -207,3 +207,11 @@ DOMAIN_PRESETS: dict[str, MiniGridDomain] = {
     "paper": MiniGridDomain(),
     "debug": MiniGridDomain(models="debug", afs_states=20),
 }
+
+
+def domain_preset(preset: str, models: str | None = None) -> MiniGridDomain:
+    """The named domain preset, with another model preset when `models` is given."""
+    from wav.config import preset as lookup
+
+    d = lookup(DOMAIN_PRESETS, preset)
+    return replace(d, models=models) if models else d

@@ -21,7 +21,7 @@ from wav.experiments.acquisition_report import markdown_table, plot
 from wav.experiments.common import cached_transitions, check_resume, connect_ray, is_done, records, read_metrics, run_jobs, sample_efficiency, write_json
 from wav.config import POOL_PRESETS, ROUND_PRESETS, PoolConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
-from wav.domains.minigrid import DOMAIN_PRESETS, MiniGridDomain
+from wav.domains.minigrid import MiniGridDomain, domain_preset
 from wav.loop import pool_oracle, run_pool
 from wav.stats import ci_clipped, mean_ci, paired_difference
 
@@ -77,8 +77,7 @@ class AcquisitionExperiment:
 
     @property
     def domain(self) -> MiniGridDomain:
-        d = lookup(DOMAIN_PRESETS, self.preset)
-        return replace(d, models=self.models) if self.models else d
+        return domain_preset(self.preset, self.models)
 
     @property
     def round(self) -> RoundConfig:

@@ -15,7 +15,7 @@ from wav.experiments.acquisition import AcquisitionExperiment, absolute, inputs,
 from wav.experiments.common import check_resume, connect_ray, is_done, records, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
 from wav.config import ONLINE_PRESETS, ROUND_PRESETS, OnlineConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
-from wav.domains.minigrid import DOMAIN_PRESETS, MiniGridDomain, frozen_subgoals
+from wav.domains.minigrid import MiniGridDomain, domain_preset, frozen_subgoals
 from wav.loop import run_online, shared_models, shared_parts, train_shared_part
 from wav.stats import mean_ci, paired_difference
 
@@ -58,8 +58,7 @@ class OnlineExperiment:
 
     @property
     def domain(self) -> MiniGridDomain:
-        d = lookup(DOMAIN_PRESETS, self.preset)
-        return replace(d, models=self.models) if self.models else d
+        return domain_preset(self.preset, self.models)
 
     @property
     def round(self) -> RoundConfig:
