@@ -194,6 +194,15 @@ def test_cli_bad_inputs_are_one_line_before_any_work(tmp_path, capsys, bad, args
     assert not out.exists()
 
 
+def test_cli_refuses_a_strategy_the_domain_cannot_serve(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    pool = write_pool(tmp_path / "pool.hdf5")
+    rc, _, err = cli(["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(pool), "--warmup", "4", "--seeds", "0",
+                      "--strategies", "wav,uncertainty", "--preset", "debug", "--out", str(tmp_path / "o")], capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "'uncertainty' cannot run" in err and "members >= 2" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli_refuses_a_missing_pool_and_unknown_strategies(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli(["reproduce", "robot-acquisition", "--task", "PullCube", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")], capsys)

@@ -317,7 +317,7 @@ class ManipulationDomain:
     """latent inverse model size (wav.models.latent_inverse.LATENT_INVERSE_PRESETS)"""
     window: int = WINDOW
     """steps per training / evaluation / scoring window"""
-    world_model_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=300, lr=3e-4, batch_size=16, val_fraction=0.0, max_seconds=180))
+    world_model_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=200, lr=3e-4, batch_size=16, val_fraction=0.0, max_seconds=150))
     """seed-set schedule of the RSSM (batches of 16 windows x `window` steps)"""
     inverse_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=120))
     """seed-set schedule of the latent inverse models (transitions with 2-frame context)"""
@@ -333,27 +333,32 @@ class ManipulationDomain:
     def subset(self, data: TrajectorySet, index: np.ndarray) -> TrajectorySet:
         return TrajectorySet(tuple(data.trajectories[int(i)] for i in np.asarray(index).reshape(-1)), data.layout)
 
-    def fit(self, part: str, data: TrajectorySet, seed: int, train: TrainConfig | None = None, model=None, members: int = 1):
-        from wav.data.sequences import Windows, inverse_triples
-        from wav.train import Rows, build, fit
+    def build(self, part: str, data: TrajectorySet, seed: int, members: int = 1):
+        """A new, untrained model `part` sized for `data` from the preset (`members` for an ensemble)."""
+        from wav.train import build
 
         d, a = data.dims
         if part in ("world_model", "ensemble"):
             from wav.models.rssm import RSSM, preset
 
-            if model is None:
-                cfg = preset(self.rssm_preset, state_dim=d, action_dim=a, members=members if part == "ensemble" else 1)
-                model = RSSMWorldModel(build(RSSM, cfg, seed), standardiser(data), self.window)
-            fit(model.rssm, Windows(list(data.trajectories), self.window), train or self.world_model_train, seed)
-            return model.eval()
+            cfg = preset(self.rssm_preset, state_dim=d, action_dim=a, members=members if part == "ensemble" else 1)
+            return RSSMWorldModel(build(RSSM, cfg, seed), standardiser(data), self.window).eval()
         if part in ("inverse", "dense_inverse"):
             from wav.models.latent_inverse import LatentInverseModel, preset
 
-            if model is None:
-                model = TrajectoryInverse(build(LatentInverseModel, preset(self.inverse_preset, state_dim=d, action_dim=a, dense=part == "dense_inverse"), seed))
-            fit(model.model, Rows(*inverse_triples(list(data.trajectories))), train or self.inverse_train, seed)
-            return model.eval()
+            return TrajectoryInverse(build(LatentInverseModel, preset(self.inverse_preset, state_dim=d, action_dim=a, dense=part == "dense_inverse"), seed)).eval()
         raise ValueError(f"unknown model part {part!r}; known: {', '.join(PARTS)}")
+
+    def fit(self, part: str, data: TrajectorySet, seed: int, train: TrainConfig | None = None, model=None, members: int = 1):
+        from wav.data.sequences import Windows, inverse_triples
+        from wav.train import Rows, fit
+
+        model = self.build(part, data, seed, members) if model is None else model
+        if part in ("world_model", "ensemble"):
+            fit(model.rssm, Windows(list(data.trajectories), self.window), train or self.world_model_train, seed)
+        else:
+            fit(model.model, Rows(*inverse_triples(list(data.trajectories))), train or self.inverse_train, seed)
+        return model.eval()
 
     def evaluate(self, world_model: RSSMWorldModel, data: PoolData) -> dict:
         """The `window`-step open-loop error on the test (eval) partition: standardised squared error, mean over

@@ -45,9 +45,11 @@ ROUND_PRESETS: dict[str, RoundConfig] = {
     "debug": RoundConfig(scoring=ScoringConfig(k=None, mc_passes=1), ensemble_members=2,
                          refit=TrainConfig(epochs=20, lr=1e-3, batch_size=16, val_fraction=0.0, max_seconds=60),
                          inverse_refit=TrainConfig(epochs=10, lr=1e-3, batch_size=128, val_fraction=0.0, max_seconds=60)),
-    "cpu": RoundConfig(scoring=ScoringConfig(k=None, mc_passes=1), ensemble_members=5,
-                       refit=TrainConfig(epochs=100, lr=3e-4, batch_size=16, val_fraction=0.0, max_seconds=120),
-                       inverse_refit=TrainConfig(epochs=30, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=60)),
+    # cpu: sized so that one seed's six strategies take ~8 minutes on one core (RSSM update ~45 ms, 3-member
+    # ensemble ~100 ms at batch 16 x 32)
+    "cpu": RoundConfig(scoring=ScoringConfig(k=None, mc_passes=1), ensemble_members=3,
+                       refit=TrainConfig(epochs=60, lr=3e-4, batch_size=16, val_fraction=0.0, max_seconds=90),
+                       inverse_refit=TrainConfig(epochs=20, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=60)),
     "paper": RoundConfig(scoring=ScoringConfig(k=None, mc_passes=1), ensemble_members=5,
                          refit=TrainConfig(epochs=200, lr=1e-4, batch_size=16, val_fraction=0.0, max_seconds=36000),
                          inverse_refit=TrainConfig(epochs=50, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=36000)),
@@ -170,6 +172,30 @@ def reads_actions(strategy, space) -> bool:
     return bool(strategy.reads_actions and (isinstance(space, Discrete) or not strategy.subgoal))
 
 
+def probe(exp: RobotAcquisitionExperiment, data: PoolData) -> None:
+    """Score two candidates with every strategy on untrained models (well under a second): a strategy this
+    domain cannot serve (say MC-dropout `uncertainty`, which needs an ensemble world model) is refused before
+    any work, in one line."""
+    import torch
+
+    from wav.acquire import Models, make_strategy
+    from wav.domains.manipulation import RecordedFuture
+    from wav.loop import shared_parts
+
+    domain, rnd = exp.domain, exp.round
+    needs = [make_strategy(s) for s in exp.strategies]
+    parts = {p: domain.build(p, data.seed_set, 0, rnd.ensemble_members if p == "ensemble" else 1) for p in shared_parts(needs)}
+    cand = domain.batch(domain.subset(data.pool, np.arange(min(2, len(data.pool)))))
+    for s in needs:
+        models = Models(world_model=parts["world_model"], space=domain.space, subgoal=RecordedFuture() if s.subgoal else None,
+                        inverse=parts.get("inverse"), dense_inverse=parts.get("dense_inverse"), ensemble=parts.get("ensemble"),
+                        previous_world_model=parts["world_model"] if s.progress else None)
+        try:
+            s.score(cand, models, rnd.scoring, torch.Generator().manual_seed(0))
+        except (ValueError, NotImplementedError) as e:
+            raise ValueError(f"--strategies: '{s.name}' cannot run on manipulation trajectories: {e}") from None
+
+
 def _seed_job(exp: RobotAcquisitionExperiment, seed: int, strategies: tuple[str, ...], digest: str) -> dict:
     """Every unfinished strategy of one seed: the seed-set fits once, then one `run_pool` per strategy."""
     from wav.acquire import make_strategy
@@ -209,7 +235,7 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True) -> dict:
 
     for s in exp.strategies:
         make_strategy(s)  # unknown names fail here
-    load_data(exp)  # every bad input is refused before any work
+    probe(exp, load_data(exp))  # every bad input is refused before any work
     digest = _digest(pool_file(exp.data))
     check_resume({run_dir(exp, s, seed): settings(exp, s, seed, digest) for seed in exp.seeds for s in exp.strategies}, exp.force)
     if exp.backend == "ray":
