@@ -22,14 +22,13 @@ def _data(text: str) -> str:
 
 
 def register(top, groups) -> None:
-    from wav.experiments.robot_acquisition import STRATEGIES
-
     p = add_parser(groups["reproduce"], "robot-acquisition", help="robot pool protocol: strategies x seeds on one task, CIs, paired tests, figure")
     p.add_argument("--task", required=True, help="manipulation task (checked against the pool file)")
     p.add_argument("--data", type=_data, required=True, help="the pool file of `wav robot build` (or its folder)")
     p.add_argument("--warmup", type=positive_int, default=50, help="warm-up size N: the partition warmup_N is the labelled seed set")
     p.add_argument("--seeds", type=seeds, default="0-4", help="seeds, e.g. 0-4 or 0,3")
-    p.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated strategy names (wav.acquire.REGISTRY)")
+    p.add_argument("--strategies", default=None, help="comma-separated strategy names (wav.acquire.REGISTRY; default: the paper's six, "
+                   "random, ensemble = its 'Uncertainty', progress, wav-dense, wav, oracle)")
     p.add_argument("--preset", default="cpu", choices=["debug", "cpu", "paper"], help="model sizes and schedules")
     p.add_argument("--rounds", type=positive_int, default=2, help="acquisition rounds R")
     p.add_argument("--budget", type=positive_int, default=None, help="trajectories acquired per round B (default: 25%% of the warm-up size)")
@@ -46,9 +45,9 @@ def register(top, groups) -> None:
 def cmd_robot_acquisition(args) -> int:
     from wav.acquire import REGISTRY
     from wav.experiments.common import finite_or_none
-    from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, run
+    from wav.experiments.robot_acquisition import STRATEGIES, RobotAcquisitionExperiment, run
 
-    names = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    names = tuple(s.strip() for s in args.strategies.split(",") if s.strip()) if args.strategies is not None else STRATEGIES
     bad = [s for s in names if s not in REGISTRY]
     if bad or not names:
         raise ValueError(f"--strategies: unknown {bad or 'none given'}; known: {sorted(REGISTRY)}")
