@@ -74,8 +74,11 @@ class Box:
         return self.low + (self.high - self.low) * torch.rand(count, self.dim, generator=generator)
 
     def counts(self, actions: np.ndarray) -> list[float]:
-        """Mean action per dimension (the `chosen_actions` record of a round)."""
-        return np.asarray(actions, np.float64).reshape(-1, self.dim).mean(0).tolist()
+        """Mean action per dimension over the finite rows (the `chosen_actions` record of a round; NaN
+        rows are padding, e.g. of trajectories shorter than the longest)."""
+        a = np.asarray(actions, np.float64).reshape(-1, self.dim)
+        a = a[np.isfinite(a).all(1)]
+        return a.mean(0).tolist() if len(a) else [float("nan")] * self.dim
 
 
 def tie_broken_argmax(values: np.ndarray, rng: np.random.Generator) -> int:

@@ -101,7 +101,8 @@ class _Run:
         base = m.world_model if cfg.continue_training else None
         m.world_model = d.fit("world_model", self.labelled, seed, cfg.refit, copy.deepcopy(base) if base is not None else None)
         if m.ensemble is not None and refit_ensemble:
-            m.ensemble = d.fit("ensemble", self.labelled, seed, cfg.refit, m.ensemble if cfg.continue_training else None, members=cfg.ensemble_members)
+            ens = copy.deepcopy(m.ensemble) if cfg.continue_training else None  # never train the shared seed-set ensemble in place
+            m.ensemble = d.fit("ensemble", self.labelled, seed, cfg.refit, ens, members=cfg.ensemble_members)
         s = self.strategy
         if cfg.update_inverse and s.inverse and s.refits_inverse:
             setattr(m, s.inverse, d.fit(s.inverse, self.labelled, seed, cfg.inverse_refit, copy.deepcopy(getattr(m, s.inverse))))

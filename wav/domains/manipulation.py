@@ -42,15 +42,6 @@ GROUP_NAMES = ("ee", "robot", "object")
 CHUNK = 256  # windows per RSSM call when scoring
 
 
-class TrajectoryBox(Box):
-    """`Box` whose `counts` (the mean chosen action) skips the NaN padding of trajectory rows."""
-
-    def counts(self, actions: np.ndarray) -> list[float]:
-        a = np.asarray(actions, np.float64).reshape(-1, self.dim)
-        a = a[np.isfinite(a).all(1)]
-        return a.mean(0).tolist() if len(a) else [float("nan")] * self.dim
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -321,7 +312,7 @@ class ManipulationDomain:
     """seed-set schedule of the RSSM (batches of 16 windows x `window` steps)"""
     inverse_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=120))
     """seed-set schedule of the latent inverse models (transitions with 2-frame context)"""
-    space: Box = field(default=TrajectoryBox(7))
+    space: Box = field(default=Box(7))
 
     def batch(self, data: TrajectorySet) -> TransitionBatch:
         return flat_rows(data)
