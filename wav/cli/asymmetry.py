@@ -65,7 +65,7 @@ def cmd_asymmetry(args) -> int:
 
 @guard
 def cmd_idm_ood(args) -> int:
-    from wav.experiments.asymmetry import IdmOodExperiment, run_idm_ood
+    from wav.experiments.idm_ood import IdmOodExperiment, run_idm_ood
 
     exp = IdmOodExperiment(out=args.out, seeds=args.seeds, preset=args.preset, ood_train=args.ood_train, ood_test=args.ood_test,
                            fewshot_train=args.fewshot_train, fewshot_test=args.fewshot_test, size=args.size, train_size=args.train_size, backend=args.backend, jobs=args.jobs,
