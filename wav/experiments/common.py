@@ -151,6 +151,14 @@ def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs
     if not jobs:  # a finished sweep rerun: nothing to run (joblib refuses n_jobs=0)
         return []
     bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=desc is None or not jobs)
+    ticking = threading.Event()
+
+    def tick() -> None:  # redraw the bar (its elapsed time) at least every 5 s while long jobs run
+        while not ticking.wait(5.0):
+            bar.refresh()
+
+    if not bar.disable:
+        threading.Thread(target=tick, name="wav-progress", daemon=True).start()
     results: list = [None] * len(jobs)
     try:
         if backend == "local" and (n_jobs == 1 or len(jobs) == 1):
@@ -181,6 +189,7 @@ def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs
                         write_records(results[where[ref]].get("records", {}))
                 bar.update(len(done))
     finally:
+        ticking.set()
         bar.close()
     return results
 
