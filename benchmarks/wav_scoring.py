@@ -40,7 +40,7 @@ def main() -> None:
     from wav.experiments.common import cached_transitions
     from wav.domains.minigrid import SPACE, batch, train_inverse, train_world_model
     from wav.metrics import rank_correlation
-    from wav.models.subgoal import FrozenSubgoals
+    from wav.domains.minigrid import FrozenSubgoals
     from wav.runtime import cpu_description, set_threads
     from wav.train import load_checkpoint
 

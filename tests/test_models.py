@@ -208,7 +208,8 @@ def test_iid_subgoals_follow_the_prior():
     import torch
 
     from wav.config import SubgoalConfig
-    from wav.models.subgoal import FrozenSubgoals, MixtureSubgoalGenerator
+    from wav.domains.minigrid import FrozenSubgoals
+    from wav.models.subgoal import MixtureSubgoalGenerator
     from wav.types import SubgoalGenerator
 
     model = MixtureSubgoalGenerator(SubgoalConfig(hidden=8, layers=1, codes=4, code_hidden=8)).eval()
@@ -240,7 +241,7 @@ def test_mc_dropout_pass_is_one_network_shared_by_its_rows(pointer):
 
 def test_frozen_subgoal_memo_round_trips():
     """The proposals memo exported once per experiment and imported by each run gives the same proposals."""
-    from wav.models.subgoal import FrozenSubgoals
+    from wav.domains.minigrid import FrozenSubgoals
 
     m = build(MixtureSubgoalGenerator, SubgoalConfig(hidden=8, code_hidden=8, codes=5, min_prior=0.1), 0)
     s = _states(6)
@@ -270,7 +271,7 @@ def test_generator_proposals_are_weighted_modes():
 
 
 def test_frozen_view_memoises_proposals():
-    from wav.models.subgoal import FrozenSubgoals
+    from wav.domains.minigrid import FrozenSubgoals
 
     m = build(MixtureSubgoalGenerator, SubgoalConfig(hidden=8, code_hidden=8, codes=5, min_prior=0.15), 0)
     view = FrozenSubgoals(m)
@@ -315,7 +316,7 @@ def test_cell_inputs_are_the_concatenated_one_hots_and_reject_bad_actions():
 
 def test_frozen_subgoal_import_keeps_the_modes_it_already_holds():
     """Importing a memo that overlaps the view's own keeps every state's proposals as the generator gave them."""
-    from wav.models.subgoal import FrozenSubgoals
+    from wav.domains.minigrid import FrozenSubgoals
 
     m = build(MixtureSubgoalGenerator, SubgoalConfig(hidden=8, code_hidden=8, codes=5, min_prior=0.1), 0)
     s = _states(8)

@@ -17,7 +17,7 @@ from wav.envs.minigrid.oracles import TrueInverseModel, TrueSubgoalGenerator, Tr
 from wav.envs.minigrid.states import random_states
 from wav.loop import act
 from wav.models import GridWorldModel, MixtureSubgoalGenerator, MLPWorldModel, SparseContinuousInverse, SparseInverseModel
-from wav.models.subgoal import FrozenSubgoals
+from wav.domains.minigrid import FrozenSubgoals
 
 B, K = 5, 3
 

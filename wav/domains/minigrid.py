@@ -73,9 +73,89 @@ def train_inverse(
 def frozen_subgoals(subgoal):
     """The cycle's view of the generator (`FrozenSubgoals`): its weighted modes (memoised, as the pool's
     states recur every round) or K i.i.d. draws from p(s'|s), never the distinct-code mode (for coverage)."""
-    from wav.models.subgoal import FrozenSubgoals
-
     return FrozenSubgoals(subgoal) if isinstance(subgoal, MixtureSubgoalGenerator) else subgoal
+
+
+class FrozenSubgoals:
+    """The verification cycle's view of a trained (frozen) generator.
+
+    `sample` proposes i.i.d. samples of p(s' | s) (repeats allowed): the cycle scores candidate actions
+    by the subgoals mapped to them, and enumerating every code once would propose a rare (often
+    implausible) outcome as often as the likely one. `propose` returns the weighted modes and memoises
+    them per state, since the generator does not change while the pool's states recur every round.
+    """
+
+    def __init__(self, model: MixtureSubgoalGenerator):
+        self.model = model
+        self._modes: dict[bytes, int] = {}  # state key -> its row in the memo (insertion order)
+        self._parts: list[tuple[Tensor, Tensor, Tensor]] = []  # (subgoals (S, D), weights (S,), modes per row) as added
+        self._table: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+
+    def sample(self, states: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+        return self.model.sample(states, k, generator, distinct=False)
+
+    def _add(self, keys: list[bytes], subgoals: Tensor, weights: Tensor, counts: Tensor) -> None:
+        """Memoise the flat modes of new states: row i owns the next counts[i] entries of subgoals/weights."""
+        base = len(self._modes)
+        self._modes.update((key, base + i) for i, key in enumerate(keys))
+        self._parts.append((subgoals, weights, counts))
+        self._table = None
+
+    def _tables(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The memo as flat tensors: subgoals (S, D), weights (S,), first entry and modes of each row."""
+        if self._table is None:
+            sg, w, counts = (torch.cat(x) for x in zip(*self._parts))
+            self._parts = [(sg, w, counts)]
+            self._table = (sg, w, torch.cumsum(counts, 0) - counts, counts)
+        return self._table
+
+    def _memoise(self, states: Tensor) -> list[bytes]:
+        """Ask the generator for the states not memoised yet; returns every state's key."""
+        keys = [row.tobytes() for row in states.numpy().astype(np.uint8)]
+        new = list({key: i for i, key in enumerate(keys) if key not in self._modes}.values())
+        if new:
+            subgoals, weights = self.model.propose(states[new])
+            kept = weights > 0  # the kept modes come first in each row (most probable first), padding after
+            self._add([keys[i] for i in new], subgoals[kept], weights[kept], kept.sum(1))
+        return keys
+
+    def propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
+        keys = self._memoise(states)
+        sg, w, starts, counts = self._tables()
+        rows = torch.tensor([self._modes[key] for key in keys], dtype=torch.long)
+        n = counts[rows]
+        j = torch.arange(int(n.max()))
+        real = j < n[:, None]  # (B, K); the rest pads with weight-0 copies of s
+        at = (starts[rows, None] + j).clamp(max=len(w) - 1)
+        return torch.where(real[..., None], sg[at], states[:, None]), torch.where(real, w[at], 0.0)
+
+    def warm(self, states: Tensor, chunk: int = 512) -> None:
+        """Memoise the proposals of every state in `states` (e.g. a whole pool, once per experiment)."""
+        for i in range(0, len(states), chunk):
+            self._memoise(states[i : i + chunk])  # the flat table is joined once, when next read
+
+    def export_modes(self) -> dict[str, np.ndarray]:
+        """The memo as arrays: state keys (U, D) uint8, modes per state (U,), subgoals (S, D) uint8, weights (S,)."""
+        keys = list(self._modes)
+        if not keys:
+            return {"keys": np.zeros((0, 0), np.uint8), "counts": np.zeros(0, np.int64), "subgoals": np.zeros((0, 0), np.uint8), "weights": np.zeros(0, np.float32)}
+        sg, w, _, counts = self._tables()
+        return {
+            "keys": np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), -1),
+            "counts": counts.numpy().astype(np.int64),
+            "subgoals": sg.numpy().astype(np.uint8),
+            "weights": w.numpy().astype(np.float32),
+        }
+
+    def import_modes(self, table: dict[str, np.ndarray]) -> None:
+        """Add the modes of `export_modes` (of the same generator) to the memo; known states keep theirs."""
+        keys = [key.tobytes() for key in table["keys"]]
+        counts = torch.from_numpy(table["counts"].astype(np.int64))
+        fresh = torch.tensor([key not in self._modes for key in keys], dtype=torch.bool)
+        entries = fresh.repeat_interleave(counts)
+        sg = torch.from_numpy(table["subgoals"].astype(np.int64))[entries]
+        w = torch.from_numpy(table["weights"].astype(np.float32))[entries]
+        self._add([key for key, f in zip(keys, fresh.tolist()) if f], sg, w, counts[fresh])
 
 
 # --------------------------------------------------------------------------- evaluation
