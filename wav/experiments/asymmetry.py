@@ -174,8 +174,8 @@ def report_sweep(exp: AsymmetryExperiment, files: dict) -> dict:
     for x in xs:
         rows = [r for s in exp.seeds for r in read_metrics(_sweep_dir(exp, x, s))]
         w, i = [r["world_model"] for r in rows], [r["inverse"] for r in rows]
-        wm, wlo, whi = mean_ci(w)
-        im, ilo, ihi = mean_ci(i)
+        wm, wlo, whi = mean_ci(w, bounds=(0.0, 1.0))  # dynamic accuracies: intervals clipped to [0, 1]
+        im, ilo, ihi = mean_ci(i, bounds=(0.0, 1.0))
         res["world_model"].append(wm)
         res["world_model_ci"].append([wlo, whi])
         res["inverse"].append(im)

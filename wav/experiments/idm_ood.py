@@ -18,7 +18,7 @@ import numpy as np
 from wav.data.io import atomic_write, load_transitions
 from wav.experiments.asymmetry import random_play
 from wav.experiments.common import cached_transitions, connect_ray, is_done, read_metrics, records, run_jobs, scaled_schedule, write_json
-from wav.stats import mean_ci, paired_difference
+from wav.stats import ci_clipped, mean_ci, paired_difference
 from wav.data.io import Transitions
 
 PUBLISHED_IDM_OOD = {"vanilla": {"pickup": 100, "drop": 95, "toggle": 72, "swap": 49}, "sparse": {"pickup": 100, "drop": 100, "toggle": 98, "swap": 72}}
@@ -158,8 +158,9 @@ def report_idm_ood(exp: IdmOodExperiment, files) -> dict:
             per_seed[v] = rows
             entry[v] = {}
             for a in OOD_ACTIONS:
-                m, lo, hi = mean_ci([r["per_action"].get(a, np.nan) for r in rows.values()])
-                entry[v][a] = {"mean": m, "ci": [lo, hi]}
+                values = [r["per_action"].get(a, np.nan) for r in rows.values()]
+                m, lo, hi = mean_ci(values, bounds=(0.0, 1.0))  # accuracies: the interval is clipped to [0, 1]
+                entry[v][a] = {"mean": m, "ci": [lo, hi], "clipped": ci_clipped(values, bounds=(0.0, 1.0))}
             entry[v]["mask_size"] = mean_ci([r["mask_size"] for r in rows.values()])[0]
             entry[v]["n_test_per_action"] = next(iter(rows.values()))["n_test_per_action"] if rows else {}
         common = sorted(set(per_seed["sparse"]) & set(per_seed["vanilla"]))
@@ -180,10 +181,12 @@ def idm_ood_table(res: dict) -> str:
                   "| action | vanilla | sparse | sparse − vanilla (p) | test samples |", "|---|---|---|---|---|"]
         for a in OOD_ACTIONS:
             v, s, pd = e["vanilla"][a], e["sparse"][a], e["paired_sparse_minus_vanilla"][a]
-            f = lambda d: "—" if not np.isfinite(d["mean"]) else f"{100*d['mean']:.1f} [{100*d['ci'][0]:.1f}, {100*d['ci'][1]:.1f}]"
+            f = lambda d: "—" if not np.isfinite(d["mean"]) else f"{100*d['mean']:.1f} [{100*d['ci'][0]:.1f}, {100*d['ci'][1]:.1f}]" + ("*" if d.get("clipped") else "")
             lines.append(f"| {a} | {f(v)} ({PUBLISHED_IDM_OOD['vanilla'][a]}) | {f(s)} ({PUBLISHED_IDM_OOD['sparse'][a]}) | "
                          f"{100*pd['mean']:+.1f} (p={pd['p_ttest']:.2g}) | {e['sparse']['n_test_per_action'].get(a, '—')} |")
         lines += ["", f"mean mask size (features kept of 110): sparse {e['sparse']['mask_size']:.1f}, vanilla {e['vanilla']['mask_size']:.1f}", ""]
+    if any(d.get("clipped") for e in res["protocols"].values() for v in ("sparse", "vanilla") for d in e[v].values() if isinstance(d, dict)):
+        lines += ["\\* the 95% t-interval left [0, 100] and is clipped to it.", ""]
     return "\n".join(lines)
 
 
