@@ -46,12 +46,14 @@ def test_sample_efficiency_on_hand_computed_curves():
 
 
 def test_interval_is_clipped_to_the_metric_range_and_says_so():
-    from wav.stats import ci_clipped, mean_ci
+    from wav.stats import mean_ci, metric_ci
 
     vals = [0.1, 4.0]  # two seeds: the t interval of a non-negative error reaches far below 0
     m, lo, hi = mean_ci(vals)
     assert lo < 0
-    m2, lo2, hi2 = mean_ci(vals, bounds=(0.0, float("inf")))
-    assert (m2, lo2, hi2) == (m, 0.0, hi) and ci_clipped(vals, bounds=(0.0, float("inf")))
-    assert not ci_clipped([0.5, 0.6, 0.55], bounds=(-1.0, 1.0))
-    assert mean_ci([0.9, 0.99], bounds=(-1.0, 1.0))[2] == 1.0
+    assert mean_ci(vals, bounds=(0.0, float("inf"))) == (m, 0.0, hi)
+    assert metric_ci(vals, "pred_error") == (m, [0.0, hi], True)
+    assert metric_ci(vals, "test_excl/pred_error")[1][0] == 0.0  # a prefixed name uses its last part
+    assert metric_ci([0.5, 0.6, 0.55], "spearman")[2] is False
+    assert metric_ci([0.9, 0.99], "kendall")[1][1] == 1.0
+    assert metric_ci(vals, "seconds")[1][0] == lo  # an unknown metric is unbounded

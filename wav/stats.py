@@ -11,7 +11,7 @@ from scipy import stats
 def mean_ci(values, level: float = 0.95, bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float, float]:
     """Mean and the two ends of its t confidence interval over seeds (nan-safe; one value: a zero-width CI),
     the ends clipped to the metric's possible range `bounds` (with few seeds a t interval can leave it;
-    `ci_clipped` says whether it did)."""
+    `metric_ci` also says whether it did)."""
     x = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
@@ -22,10 +22,17 @@ def mean_ci(values, level: float = 0.95, bounds: tuple[float, float] = (-np.inf,
     return m, max(m - half, bounds[0]), min(m + half, bounds[1])
 
 
-def ci_clipped(values, level: float = 0.95, bounds: tuple[float, float] = (-np.inf, np.inf)) -> bool:
-    """Whether the t interval of `values` leaves `bounds` (and `mean_ci` clipped it)."""
-    _, lo, hi = mean_ci(values, level)
-    return bool(lo < bounds[0] or hi > bounds[1])
+RANGES = {"pred_error": (0.0, np.inf), "dynamic_accuracy": (0.0, 1.0), "afs": (0.0, 1.0), "accuracy": (0.0, 1.0),
+          "spearman": (-1.0, 1.0), "kendall": (-1.0, 1.0)}
+"""the possible range of each reported metric (a prefixed name such as `test_excl/pred_error` uses its last part)"""
+
+
+def metric_ci(values, metric: str, level: float = 0.95) -> tuple[float, list[float], bool]:
+    """Mean, the t interval clipped to the metric's range (`RANGES`; unbounded if unknown), and whether it
+    was clipped: what every report prints, with a star where it is True."""
+    bounds = RANGES.get(metric.split("/")[-1], (-np.inf, np.inf))
+    m, lo, hi = mean_ci(values, level)
+    return m, [max(lo, bounds[0]), min(hi, bounds[1])], bool(lo < bounds[0] or hi > bounds[1])
 
 
 def paired_difference(a, b, level: float = 0.95) -> dict:

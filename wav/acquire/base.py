@@ -67,6 +67,13 @@ class Strategy:
     act: Act | None = None
     """online action choice (Algorithm 1); None: score every action of a discrete space on its true outcome"""
 
+    def reads_actions_in(self, space) -> bool:
+        """Whether its score reads the candidates' own actions in `space`: the cycle strategies (those with
+        subgoals) match a candidate's action only in a discrete space (`wav.acquire.verifier.cycle_scores`)."""
+        from wav.cycle import Discrete
+
+        return bool(self.reads_actions and (isinstance(space, Discrete) or not self.subgoal))
+
     def score(self, cand: TransitionBatch, models: Models, scoring: ScoringConfig, generator: torch.Generator) -> Tensor:
         return self.score_fn(cand, models, scoring, generator)
 

@@ -23,11 +23,10 @@ from wav.config import POOL_PRESETS, ROUND_PRESETS, PoolConfig, RoundConfig, pre
 from wav.domains.base import PoolData
 from wav.domains.minigrid import MiniGridDomain, domain_preset
 from wav.loop import pool_oracle, run_pool
-from wav.stats import ci_clipped, mean_ci, paired_difference
+from wav.stats import RANGES, mean_ci, metric_ci, paired_difference
 
 PUBLISHED_STRATEGIES = ("random", "uncertainty", "progress", "wav", "oracle")
 METRICS = ("pred_error", "dynamic_accuracy", "afs", "spearman", "kendall")
-RANGES = {"pred_error": (0.0, np.inf), "dynamic_accuracy": (0.0, 1.0), "afs": (0.0, 1.0), "spearman": (-1.0, 1.0), "kendall": (-1.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -351,10 +350,9 @@ def report(exp: AcquisitionExperiment) -> dict:
     for s, by_seed in rows.items():
         entry = {"seeds": sorted(by_seed)}
         for m in METRICS + tuple(extra):
-            values, bounds = [r.get(m, float("nan")) for r in by_seed.values()], RANGES.get(m.split("/")[-1], (-np.inf, np.inf))
-            mean, lo, hi = mean_ci(values, bounds=bounds)
-            entry[m], entry[f"{m}_ci"] = mean, [lo, hi]
-            if ci_clipped(values, bounds=bounds):
+            mean, ci, clipped = metric_ci([r.get(m, float("nan")) for r in by_seed.values()], m)
+            entry[m], entry[f"{m}_ci"] = mean, ci
+            if clipped:
                 entry.setdefault("clipped", []).append(m)
         strategies[s] = entry
     paired = {}
@@ -387,7 +385,7 @@ def learning_curves(exp: AcquisitionExperiment) -> dict:
                 labels[r["round"]] = r["labels"]
         if per_round:
             rounds = sorted(per_round)
-            stats = [mean_ci(per_round[r], bounds=RANGES['pred_error']) for r in rounds]
+            stats = [mean_ci(per_round[r], bounds=RANGES["pred_error"]) for r in rounds]
             out[s] = {"labels": [labels[r] for r in rounds], "acquired": [labels[r] - labels[rounds[0]] for r in rounds],
                       "pred_error": [m for m, _, _ in stats], "ci": [[lo, hi] for _, lo, hi in stats]}
     return out

@@ -18,7 +18,7 @@ import numpy as np
 
 from wav.data.io import atomic_write, load_transitions
 from wav.experiments.common import cached_transitions, connect_ray, is_done, read_metrics, records, run_jobs, scaled_schedule, write_json
-from wav.stats import mean_ci, paired_difference
+from wav.stats import RANGES, mean_ci, paired_difference
 from wav.data.io import Transitions
 
 SWEEPS = {
@@ -174,8 +174,8 @@ def report_sweep(exp: AsymmetryExperiment, files: dict) -> dict:
     for x in xs:
         rows = [r for s in exp.seeds for r in read_metrics(_sweep_dir(exp, x, s))]
         w, i = [r["world_model"] for r in rows], [r["inverse"] for r in rows]
-        wm, wlo, whi = mean_ci(w, bounds=(0.0, 1.0))  # dynamic accuracies: intervals clipped to [0, 1]
-        im, ilo, ihi = mean_ci(i, bounds=(0.0, 1.0))
+        wm, wlo, whi = mean_ci(w, bounds=RANGES["dynamic_accuracy"])
+        im, ilo, ihi = mean_ci(i, bounds=RANGES["dynamic_accuracy"])
         res["world_model"].append(wm)
         res["world_model_ci"].append([wlo, whi])
         res["inverse"].append(im)

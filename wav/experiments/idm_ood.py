@@ -18,7 +18,7 @@ import numpy as np
 from wav.data.io import atomic_write, load_transitions
 from wav.experiments.asymmetry import random_play
 from wav.experiments.common import cached_transitions, connect_ray, is_done, read_metrics, records, run_jobs, scaled_schedule, write_json
-from wav.stats import ci_clipped, mean_ci, paired_difference
+from wav.stats import mean_ci, metric_ci, paired_difference
 from wav.data.io import Transitions
 
 PUBLISHED_IDM_OOD = {"vanilla": {"pickup": 100, "drop": 95, "toggle": 72, "swap": 49}, "sparse": {"pickup": 100, "drop": 100, "toggle": 98, "swap": 72}}
@@ -158,9 +158,8 @@ def report_idm_ood(exp: IdmOodExperiment, files) -> dict:
             per_seed[v] = rows
             entry[v] = {}
             for a in OOD_ACTIONS:
-                values = [r["per_action"].get(a, np.nan) for r in rows.values()]
-                m, lo, hi = mean_ci(values, bounds=(0.0, 1.0))  # accuracies: the interval is clipped to [0, 1]
-                entry[v][a] = {"mean": m, "ci": [lo, hi], "clipped": ci_clipped(values, bounds=(0.0, 1.0))}
+                m, ci, clipped = metric_ci([r["per_action"].get(a, np.nan) for r in rows.values()], "accuracy")
+                entry[v][a] = {"mean": m, "ci": ci, "clipped": clipped}
             entry[v]["mask_size"] = mean_ci([r["mask_size"] for r in rows.values()])[0]
             entry[v]["n_test_per_action"] = next(iter(rows.values()))["n_test_per_action"] if rows else {}
         common = sorted(set(per_seed["sparse"]) & set(per_seed["vanilla"]))

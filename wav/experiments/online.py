@@ -17,7 +17,7 @@ from wav.config import ONLINE_PRESETS, ROUND_PRESETS, OnlineConfig, RoundConfig,
 from wav.domains.base import PoolData
 from wav.domains.minigrid import MiniGridDomain, domain_preset, frozen_subgoals
 from wav.loop import run_online, shared_models, shared_parts, train_shared_part
-from wav.stats import mean_ci, paired_difference
+from wav.stats import RANGES, mean_ci, paired_difference
 
 ONLINE_STRATEGIES = ("random", "uncertainty", "ensemble", "wav")
 # extra test sets of the explored env: name -> (collector policy, collection seed, results key suffix, title)
@@ -174,7 +174,7 @@ def _curves(exp: OnlineExperiment, key: str) -> tuple[dict, dict]:
         if not by_step:
             continue
         steps = sorted(by_step)
-        st = [mean_ci(list(by_step[x].values()), bounds=(0.0, np.inf)) for x in steps]  # errors are >= 0
+        st = [mean_ci(list(by_step[x].values()), bounds=RANGES["pred_error"]) for x in steps]
         curves[s] = {"acquired": steps, "pred_error": [m for m, _, _ in st], "ci": [[lo, hi] for _, lo, hi in st]}
         finals[s] = by_step[steps[-1]]
     return curves, finals
@@ -182,7 +182,7 @@ def _curves(exp: OnlineExperiment, key: str) -> tuple[dict, dict]:
 
 def _final(per_seed: dict, name: str) -> dict:
     """{name: mean, name_ci: [lo, hi]} of one strategy's final values over seeds."""
-    m, lo, hi = mean_ci(list(per_seed.values()), bounds=(0.0, np.inf))
+    m, lo, hi = mean_ci(list(per_seed.values()), bounds=RANGES["pred_error"])
     return {name: m, f"{name}_ci": [lo, hi]}
 
 

@@ -26,12 +26,11 @@ from wav.domains.base import PoolData
 from wav.domains.manipulation import DOMAIN_PRESETS, ManipulationDomain, TrajectorySet
 from wav.experiments.acquisition_report import _fmt
 from wav.experiments.common import check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json
-from wav.stats import ci_clipped, mean_ci, paired_difference
+from wav.stats import RANGES, mean_ci, metric_ci, paired_difference
 
 STRATEGIES = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
 """the paper's robot comparison; `ensemble` is its "Uncertainty" (disagreement of an RSSM ensemble)"""
 METRICS = ("pred_error", "spearman", "kendall")
-RANGES = {"pred_error": (0.0, np.inf), "spearman": (-1.0, 1.0), "kendall": (-1.0, 1.0)}
 PUBLISHED_NAMES = {"oracle": "Oracle", "wav": "WAV", "wav-dense": "Vanilla IDM", "ensemble": "Uncertainty", "progress": "Progress", "random": "RND"}
 PUBLISHED = {  # REFERENCE §6: world-model error at 200 warm-up trajectories (image MSE scale; not our units)
     "Can": (16.0, 18.4, 20.6, 23.3, 22.6, 26.6), "Lift": (14.3, 16.6, 18.5, 20.9, 20.2, 24.0), "Square": (20.0, 26.3, 30.3, 33.3, 36.1, 40.2),
@@ -163,15 +162,6 @@ def inverse_diagnostics(model, data: TrajectorySet) -> dict:
     return {"action_mse": float(((a - p) ** 2).mean()), "r2_by_dim": [float(x) if np.isfinite(x) else None for x in r2], "kept_by_group": model.kept_groups(data)}
 
 
-def reads_actions(strategy, space) -> bool:
-    """Whether a strategy's score reads the candidates' own actions in `space`: the registry's flag, except that
-    the cycle strategies (those with subgoals) match a candidate's action only in a discrete space
-    (`wav.acquire.verifier.cycle_scores`); a trajectory's actions are the label they never see."""
-    from wav.cycle import Discrete
-
-    return bool(strategy.reads_actions and (isinstance(space, Discrete) or not strategy.subgoal))
-
-
 def probe(exp: RobotAcquisitionExperiment, data: PoolData) -> None:
     """Score two candidates with every strategy on untrained models (well under a second): a strategy this
     domain cannot serve (say MC-dropout `uncertainty`, which needs an ensemble world model) is refused before
@@ -222,7 +212,7 @@ def _seed_job(exp: RobotAcquisitionExperiment, seed: int, strategies: tuple[str,
         mine = {p: copy.deepcopy(parts[p]) for p in ("world_model", *s.parts)}  # a run refits its models in place: never share them
         shared = shared_models(RecordedFuture() if s.subgoal else None, mine)
         extra = {"data": str(pool_file(exp.data)), "experiment": asdict(exp), "settings": settings(exp, s.name, seed, digest),
-                 "reads_actions": reads_actions(s, domain.space), "privileged": s.privileged, "inverse_eval": diagnostics.get(s.inverse) if s.inverse else None}
+                 "reads_actions": s.reads_actions_in(domain.space), "privileged": s.privileged, "inverse_eval": diagnostics.get(s.inverse) if s.inverse else None}
         run_pool(domain, s.name, seed, data, shared, exp.protocol, exp.round, run_dir(exp, s.name, seed), extra, start, oracle)
         run_seconds[s.name] = time.perf_counter() - t
     return {"seed": seed, "seconds": time.perf_counter() - t0, "fit_seconds": fit_seconds, "run_seconds": run_seconds,
@@ -277,12 +267,6 @@ def _rows(exp: RobotAcquisitionExperiment) -> dict[str, dict[int, list[dict]]]:
     return out
 
 
-def _stat(values, metric: str) -> tuple[float, list[float], bool]:
-    bounds = RANGES.get(metric, (-np.inf, np.inf))
-    m, lo, hi = mean_ci(values, bounds=bounds)
-    return m, [lo, hi], ci_clipped(values, bounds=bounds)
-
-
 def report(exp: RobotAcquisitionExperiment) -> dict:
     """results.json (mean and 95% CI over seeds; paired wav - X), table.md and figure.png, from the run records.
     The error is the last round's; Spearman and Kendall are round 1's (the seed-set model's scores vs the oracle)."""
@@ -292,9 +276,9 @@ def report(exp: RobotAcquisitionExperiment) -> dict:
     strategies = {}
     for s, by_seed in rows.items():
         first = {k: next((r for r in v if r.get("round") == 1), {}) for k, v in by_seed.items()}
-        entry: dict = {"seeds": sorted(by_seed), "reads_actions": reads_actions(REGISTRY[s], exp.domain.space), "privileged": REGISTRY[s].privileged}
+        entry: dict = {"seeds": sorted(by_seed), "reads_actions": REGISTRY[s].reads_actions_in(exp.domain.space), "privileged": REGISTRY[s].privileged}
         for m, src in (("pred_error", {k: v[-1] for k, v in by_seed.items()}), ("spearman", first), ("kendall", first)):
-            mean, ci, clipped = _stat([r.get(m, np.nan) if r.get(m) is not None else np.nan for r in src.values()], m)
+            mean, ci, clipped = metric_ci([r.get(m, np.nan) if r.get(m) is not None else np.nan for r in src.values()], m)
             entry[m], entry[f"{m}_ci"] = mean, ci
             if clipped:
                 entry.setdefault("clipped", []).append(m)
