@@ -188,6 +188,11 @@ def test_partition_follows_the_published_protocol():
     warm_sources = {trajs[i].source for i in warm}
     assert warm_sources <= {"expert", "ckpt4", "ckpt5"}  # experts first, then the two best checkpoints
     assert {trajs[i].source for i in masks["warmup_10"]} <= {"expert", "ckpt4", "ckpt5"}
+    # a quarter of every warm-up size are expert demos (published ~50 of 200), the rest noisy rollouts
+    assert sum(trajs[i].source == "expert" for i in warm) == 5
+    assert sum(trajs[i].source == "expert" for i in masks["warmup_10"]) == round(0.25 * 10)
+    only = partition(trajs, warmup_sizes=(10,), best_checkpoints=2, eval_fraction=0.2, seed=0, expert_share=1.0)
+    assert sum(trajs[i].source == "expert" for i in only["warmup_10"]) == 8  # all 8 kept experts, then rollouts
     assert all(trajs[i].source != "expert" for i in explore)
     assert {trajs[i].source for i in explore} >= {"ckpt1", "ckpt2", "ckpt3"}
     with pytest.raises(ValueError, match="exceeds"):

@@ -213,3 +213,20 @@ def test_cli_refuses_a_missing_pool_and_unknown_strategies(tmp_path, capsys):
     rc, _, err = cli(["reproduce", "robot-acquisition", "--task", "PullCube", "--data", str(tmp_path), "--strategies", "wav,bogus",
                       "--out", str(tmp_path / "o")], capsys)
     assert rc == 1 and "bogus" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_quaternion_features_are_made_sign_continuous():
+    from wav.domains.manipulation import continuous_quaternions, quaternion_slices
+
+    layout = {"names": ["tcp_pose", "gripper", "cube_quat"], "sizes": [7, 2, 4], "groups": ["ee", "ee", "object"]}
+    assert quaternion_slices(layout) == [slice(3, 7), slice(9, 13)]
+    rng = np.random.default_rng(0)
+    angle = np.linspace(0, 0.3, 20)
+    q = np.stack([np.sin(angle), np.cos(angle), 0 * angle, 0 * angle], 1)  # w ~ 0: the simulator flips its sign
+    flipped = q * np.where(rng.random(20) < 0.4, -1, 1)[:, None]
+    states = np.concatenate([rng.normal(size=(20, 3)), flipped, rng.normal(size=(20, 2)), -q], 1).astype(np.float32)
+    out = continuous_quaternions(states, layout)
+    for sl in quaternion_slices(layout):
+        np.testing.assert_allclose(out[:, sl], q, atol=1e-6)  # continuous, first frame's largest component > 0
+    np.testing.assert_array_equal(out[:, :3], states[:, :3])  # other features untouched
+    assert TrajectorySet.of([(states, np.zeros((19, 7), np.float32))], layout).trajectories[0][0][5, 3] == out[5, 3]

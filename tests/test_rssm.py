@@ -265,3 +265,22 @@ def test_rssm_and_latent_inverse_checkpoints_round_trip(tmp_path):
         back = load_checkpoint(tmp_path / "m.pt")
         assert type(back) is cls and back.cfg == cfg
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), back.state_dict().values()))
+
+
+def test_latent_inverse_standardises_inputs_and_action_loss():
+    """With `set_stats`, rescaling the states (metres vs centimetres) changes nothing the model learns, and the
+    action loss is in units of each dim's std: predicting the mean action costs ~1 whatever the action scale."""
+    trajs, _ = linear_world(8, 30, np.random.default_rng(0))
+    s, a, n = inverse_triples(trajs)
+    losses = []
+    for k in (1.0, 0.01):
+        torch.manual_seed(0)
+        m = LatentInverseModel(inverse_preset("debug", dense=True)).set_stats(k * s, a, k * n)
+        losses.append(train(m, Rows(k * s, a, k * n), updates=50, lr=1e-3, batch_size=64))
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-3)
+    m = LatentInverseModel(inverse_preset("debug", dense=True)).set_stats(s, 0.1 * a, n)
+    with torch.no_grad():
+        for p in m.decoder.parameters():
+            p.zero_()
+        m.decoder[-1].bias.copy_(0.1 * a.mean(0))
+    assert abs(float(m.losses(s, 0.1 * a, n)["action"]) - 1.0) < 0.05

@@ -83,7 +83,7 @@ def cmd_partition(args) -> int:
     from wav.robot.build import partition
 
     trajs, env_args = load_trajectories(args.pool, images=args.images)
-    masks = partition(trajs, list(args.warmup_sizes), args.best, args.eval_fraction, args.seed)
+    masks = partition(trajs, list(args.warmup_sizes), args.best, args.eval_fraction, args.seed, args.expert_share)
     save_trajectories(args.out or args.pool, trajs, env_args, masks)
     print(json.dumps({k: len(v) for k, v in masks.items()}))
     return 0
@@ -150,6 +150,7 @@ def register(top, groups) -> None:
     p.add_argument("--warmup-sizes", default="200,400,600,800,1000", type=int_list(1), help="comma-separated nested warm-up sizes")
     p.add_argument("--best", type=positive_int, default=3, help="best checkpoints allowed into the warm-up set")
     p.add_argument("--eval-fraction", type=float, default=0.15, help="held-out share of every source")
+    p.add_argument("--expert-share", type=float, default=0.25, help="share of expert demos in each warm-up size (published ~50 of 200)")
     p.add_argument("--seed", type=int, default=0, help="partition seed")
     p.add_argument("--images", action="store_true", help="carry camera images over")
     p.add_argument("--out", type=output_file, help="write here instead of rewriting --pool")

@@ -58,11 +58,12 @@ class TrajectorySet:
 
     @staticmethod
     def of(trajectories: Sequence[Any], layout: dict) -> "TrajectorySet":
-        """From `wav.data.robot_io.Trajectory` objects or (states, actions) pairs."""
+        """From `wav.data.robot_io.Trajectory` objects or (states, actions) pairs; quaternion features are made
+        sign-continuous (`continuous_quaternions`)."""
         pairs = []
         for t in trajectories:
             s, a = (t.states, t.actions) if hasattr(t, "states") else t
-            pairs.append((np.asarray(s, np.float32), np.asarray(a, np.float32)))
+            pairs.append((continuous_quaternions(np.asarray(s, np.float32), layout), np.asarray(a, np.float32)))
         return TrajectorySet(tuple(pairs), dict(layout))
 
     @property
@@ -74,6 +75,38 @@ class TrajectorySet:
         """Boolean (D,) mask of each layout group that occurs."""
         groups = np.repeat(np.asarray(self.layout["groups"]), np.asarray(self.layout["sizes"], int))
         return {g: groups == g for g in GROUP_NAMES if (groups == g).any()}
+
+
+def quaternion_slices(layout: dict) -> list[slice]:
+    """The quaternion features of a state layout: a field named `*quat` (4 values) or the last 4 values of a
+    7-value `*pose` field (position + quaternion, ManiSkill's `tcp_pose` / `obj_pose`)."""
+    out, start = [], 0
+    for name, size in zip(layout.get("names", ()), layout.get("sizes", ())):
+        size = int(size)
+        if (name.endswith("quat") and size == 4) or (name.endswith("pose") and size == 7):
+            out.append(slice(start + size - 4, start + size))
+        start += size
+    return out
+
+
+def continuous_quaternions(states: np.ndarray, layout: dict) -> np.ndarray:
+    """q and -q are the same rotation, and simulators pick the sign by a convention (w >= 0) that flips a
+    quaternion's every component when w crosses 0 (PullCube's gripper points down, w ~ 0: 62 flips in the
+    `cpu` pool). A world model must then predict a jump of 2 in four features that nothing caused. Here the
+    first frame's largest component is made positive and every later frame takes the sign closer to the one
+    before, so the features move continuously; the rotation they encode is unchanged."""
+    slices = quaternion_slices(layout)
+    if not slices or len(states) == 0:
+        return states
+    out = np.array(states, dtype=np.float32, copy=True)
+    for sl in slices:
+        q = out[:, sl]  # (T, 4) view
+        if q[0, np.argmax(np.abs(q[0]))] < 0:
+            q[0] *= -1
+        for t in range(1, len(q)):
+            if float(q[t] @ q[t - 1]) < 0:
+                q[t] *= -1
+    return out
 
 
 def flat_rows(data: TrajectorySet) -> TransitionBatch:
@@ -335,9 +368,11 @@ class ManipulationDomain:
             cfg = preset(self.rssm_preset, state_dim=d, action_dim=a, members=members if part == "ensemble" else 1)
             return RSSMWorldModel(build(RSSM, cfg, seed), standardiser(data), self.window).eval()
         if part in ("inverse", "dense_inverse"):
+            from wav.data.sequences import inverse_triples
             from wav.models.latent_inverse import LatentInverseModel, preset
 
-            return TrajectoryInverse(build(LatentInverseModel, preset(self.inverse_preset, state_dim=d, action_dim=a, dense=part == "dense_inverse"), seed)).eval()
+            model = build(LatentInverseModel, preset(self.inverse_preset, state_dim=d, action_dim=a, dense=part == "dense_inverse"), seed)
+            return TrajectoryInverse(model.set_stats(*inverse_triples(list(data.trajectories)))).eval()
         raise ValueError(f"unknown model part {part!r}; known: {', '.join(PARTS)}")
 
     def fit(self, part: str, data: TrajectorySet, seed: int, train: TrainConfig | None = None, model=None, members: int = 1):

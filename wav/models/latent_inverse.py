@@ -84,6 +84,32 @@ class LatentInverseModel(nn.Module):
         self.mask = FeatureMask(cfg.temperature, cfg.dense)
         self.encoder = _mlp([5 * d, *cfg.encoder, cfg.latent_dim], nn.SiLU())
         self.decoder = _mlp([cfg.latent_dim, cfg.embed, *cfg.decoder, cfg.action_dim], nn.LeakyReLU(0.2))
+        # input standardisation (set from the training data by `set_stats`): frames by their mean and std, the
+        # frame-to-frame differences by the std of the differences. One step moves the end effector by ~1% of
+        # its range, so raw differences are far too small for the encoder to read the action off them.
+        self.register_buffer("loc", torch.zeros(d))
+        self.register_buffer("scale", torch.ones(d))
+        self.register_buffer("delta_scale", torch.ones(d))
+        # the action loss is read in units of each action dim's std, so that its size (~1 - R^2) does not
+        # depend on how much the actions vary, and the mask's L1 weight means the same as in MiniGrid's
+        # cross-entropy; without it the action MSE (~0.02 here) is 5x smaller than keeping every feature
+        # costs, and the mask switches everything off
+        self.register_buffer("action_scale", torch.ones(cfg.action_dim))
+
+    @torch.no_grad()
+    def set_stats(self, states: Tensor, actions: Tensor, next_states: Tensor) -> "LatentInverseModel":
+        """Input and loss standardisation from training triples (states (N, 2, D) or (N, D), actions (N, A),
+        next_states (N, D)): frames by their mean and std, differences by the std of s_{t+1} - s_t, the
+        action loss by each action dim's std (floored at 10% of the mean std, so a dim that never moves is
+        not blown up)."""
+        _, cur = self.context(states)
+        frames = torch.cat([cur, next_states.float()])
+        self.loc.copy_(frames.mean(0))
+        self.scale.copy_(frames.std(0).clamp_min(1e-6))
+        self.delta_scale.copy_((next_states.float() - cur).std(0).clamp_min(1e-6))
+        a_std = actions.float().std(0)
+        self.action_scale.copy_(a_std.clamp_min(max(0.1 * float(a_std.mean()), 1e-6)))
+        return self
 
     def context(self, states: Tensor) -> tuple[Tensor, Tensor]:
         """(B, 2, D) or (B, D) -> (s_{t-1}, s_t), each (B, D) float."""
@@ -98,9 +124,11 @@ class LatentInverseModel(nn.Module):
         """Action (B, A), latent z (B, latent), mask (B, D) and mask logits (B, D)."""
         prev, cur = self.context(states)
         nxt = next_states.float()
-        logits = self.mask_net(torch.cat([cur, nxt, nxt - cur], -1))
+        step, before = (nxt - cur) / self.delta_scale, (cur - prev) / self.delta_scale
+        prev, cur, nxt = ((x - self.loc) / self.scale for x in (prev, cur, nxt))
+        logits = self.mask_net(torch.cat([cur, nxt, step], -1))
         m = self.mask(logits, generator)
-        z = self.encoder(torch.cat([m * prev, m * cur, m * nxt, m * (nxt - cur), m * (cur - prev)], -1))  # (B, latent)
+        z = self.encoder(torch.cat([m * prev, m * cur, m * nxt, m * step, m * before], -1))  # (B, latent)
         return self.decoder(z), z, m, logits
 
     def infer(self, states: Tensor, next_states: Tensor) -> Tensor:
@@ -112,9 +140,9 @@ class LatentInverseModel(nn.Module):
         return a, m
 
     def losses(self, states: Tensor, actions: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Scalar terms: 'action' MSE, 'latent' Charbonnier-L1 of z, 'mask' L1, weighted 'total'."""
+        """Scalar terms: 'action' MSE (in units of each dim's std), 'latent' Charbonnier-L1 of z, 'mask' L1, weighted 'total'."""
         a, z, _, logits = self(states, next_states, generator)
-        out = {"action": F.mse_loss(a, actions.float()), "latent": torch.sqrt(z**2 + 1e-12).mean(), "mask": self.mask.penalty(logits)}
+        out = {"action": (((a - actions.float()) / self.action_scale) ** 2).mean(), "latent": torch.sqrt(z**2 + 1e-12).mean(), "mask": self.mask.penalty(logits)}
         extra = 0.0 if self.cfg.dense else self.cfg.latent_l1 * out["latent"] + self.cfg.mask_l1 * out["mask"]
         out["total"] = out["action"] + extra
         return out

@@ -39,6 +39,9 @@ class BuildConfig:
     """nested warm-up labelled set sizes (published: 200..1000)"""
     best_checkpoints: int = 3
     """checkpoints with the highest success whose rollouts may enter the warm-up set"""
+    expert_share: float = 0.25
+    """share of expert demos in every warm-up size (published: ~50 demos in a warm-up of 200); the rest are
+    noisy rollouts of the best checkpoints, whose actions vary like the pool's"""
     n_jobs: int = 2
     """worker processes for rollouts"""
     seed: int = 0
@@ -129,10 +132,19 @@ def rollout(task: str, ckpt_dir, episodes: int, noise_std: float, seed: int = 0,
     return collect(task, specs, noise_std=noise_std, n_jobs=n_jobs, camera=camera, progress=progress)
 
 
-def partition(trajs: list[Trajectory], warmup_sizes, best_checkpoints: int, eval_fraction: float, seed: int) -> dict[str, list[int]]:
-    """Published protocol: held-out eval = `eval_fraction` of every source; warm-up = expert demos, then
-    rollouts of the `best_checkpoints` most successful checkpoints (nested sizes); exploration pool = the
-    remaining rollouts of the other, imperfect checkpoints. Returns filter key -> trajectory indices."""
+def partition(trajs: list[Trajectory], warmup_sizes, best_checkpoints: int, eval_fraction: float, seed: int,
+              expert_share: float = 0.25) -> dict[str, list[int]]:
+    """Published protocol: held-out eval = `eval_fraction` of every source; warm-up = expert demos and noisy
+    rollouts of the `best_checkpoints` most successful checkpoints, `expert_share` of each (nested) size being
+    experts while both last; exploration pool = the remaining rollouts of the other, imperfect checkpoints.
+    Returns filter key -> trajectory indices.
+
+    The mix matters: the published warm-up of 200 holds ~50 noise-free expert demos, so most of its actions
+    carry the pool's noise. A warm-up of experts alone (what "experts first" gives at small sizes) has nearly
+    constant rotation and gripper actions, and no inverse model trained on it can read those off a noisy
+    rollout."""
+    if not 0.0 <= expert_share <= 1.0:
+        raise ValueError(f"expert_share must be in [0, 1], got {expert_share}")
     rng = np.random.default_rng([seed, 11])
     by_source: dict[str, list[int]] = {}
     for i, t in enumerate(trajs):
@@ -144,8 +156,12 @@ def partition(trajs: list[Trajectory], warmup_sizes, best_checkpoints: int, eval
     held_set = set(held)
     rate = {s: np.mean([trajs[i].success for i in idx]) for s, idx in by_source.items() if s != "expert"}
     best = sorted(rate, key=lambda s: (-rate[s], s))[:best_checkpoints]
-    candidates = [i for i in by_source.get("expert", []) if i not in held_set]
-    candidates += list(rng.permutation([i for s in best for i in by_source[s] if i not in held_set]))
+    experts = [i for i in by_source.get("expert", []) if i not in held_set]
+    rollouts = [int(i) for i in rng.permutation([i for s in best for i in by_source[s] if i not in held_set])]
+    candidates = []
+    while experts or rollouts:  # the first n candidates hold round(share * n) experts while both kinds last
+        want_expert = sum(1 for i in candidates if trajs[i].source == "expert") < round(expert_share * (len(candidates) + 1))
+        candidates.append((experts if (want_expert and experts) or not rollouts else rollouts).pop(0))
     sizes = sorted(int(n) for n in warmup_sizes)
     if sizes and sizes[-1] > len(candidates):
         raise ValueError(f"warm-up size {sizes[-1]} exceeds the {len(candidates)} expert + best-checkpoint trajectories; "
@@ -190,7 +206,7 @@ def build(cfg: BuildConfig, run_dir, progress: bool = True) -> dict:
     _log(run_dir, {"step": "rollout", "success_by_checkpoint": ckpt_rates, "episodes": len(pool), "seconds": timings["rollout_s"]})
 
     everything = experts + pool
-    masks = partition(everything, cfg.warmup_sizes, cfg.best_checkpoints, cfg.eval_fraction, cfg.seed)
+    masks = partition(everything, cfg.warmup_sizes, cfg.best_checkpoints, cfg.eval_fraction, cfg.seed, cfg.expert_share)
     save_trajectories(run_dir / "pool.hdf5", everything, _env_args(cfg.task), masks)
     summary = {
         "task": cfg.task,
