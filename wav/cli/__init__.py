@@ -22,7 +22,8 @@ GROUPS = {
     "theory": "numerical checks of the paper's propositions",
     "robot": "manipulation worlds and their data (extras: robot, maniskill)",
 }
-COMMAND_MODULES = ("wav.cli.data", "wav.cli.models", "wav.cli.acquisition", "wav.cli.asymmetry", "wav.cli.theory", "wav.cli.robot", "wav.cli.robot_acquisition")
+COMMAND_MODULES = ("wav.cli.data", "wav.cli.models", "wav.cli.acquisition", "wav.cli.asymmetry", "wav.cli.theory", "wav.cli.robot", "wav.cli.robot_acquisition",
+                   "wav.cli.robot_models")
 
 
 def build_parser() -> argparse.ArgumentParser:
