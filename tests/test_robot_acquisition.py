@@ -170,6 +170,13 @@ def test_cli_debug_run_writes_records_and_json(tmp_path, capsys):
             assert (d / "done").exists() and len((d / "metrics.jsonl").read_text().splitlines()) == 3
             assert json.loads((d / "config.json").read_text())["settings"]["data"] == str(pool.resolve())
     assert (out / "table.md").exists() and (out / "figure.png").exists()
+    # each run's final world model is saved, and rebuilds the error its last round recorded
+    from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, load_data, load_world_model
+
+    wm, meta = load_world_model(out / "runs" / "wav" / "seed0" / "world_model.pt")
+    data = load_data(RobotAcquisitionExperiment(task="Synthetic", data=str(pool), warmup=4, preset="debug"))
+    last = json.loads((out / "runs" / "wav" / "seed0" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert meta["task"] == "Synthetic" and last["pred_error"] == pytest.approx(DOMAIN_PRESETS["debug"].evaluate(wm, data)["pred_error"], rel=1e-6)
     results = json.loads((out / "results.json").read_text())
     assert results["strategies"]["wav"]["reads_actions"] is False and "inverse" in results["inverse_eval"]["0"]
     rc, stdout, err = cli(argv, capsys)  # resume: nothing left to run

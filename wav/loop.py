@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -117,12 +117,13 @@ def _start(strategy_name: str, seed: int, run_dir: Path, round_cfg: RoundConfig,
 
 
 def run_pool(domain: Domain, strategy_name: str, seed: int, data: PoolData, shared: SharedModels, pool_cfg: PoolConfig, round_cfg: RoundConfig,
-             run_dir: Path, extra_config: dict | None = None, start: dict | None = None, first_oracle: np.ndarray | None = None) -> list[dict]:
+             run_dir: Path, extra_config: dict | None = None, start: dict | None = None, first_oracle: np.ndarray | None = None,
+             keep: Callable[[Models], None] | None = None) -> list[dict]:
     """One (strategy, seed) run of the pool protocol; returns the metric rows it wrote.
 
     `start` is `domain.evaluate` of the shared seed-set world model and `first_oracle` its true error on
     every pool candidate (`pool_oracle`), the same for every strategy of a seed (computed here when not
-    given)."""
+    given). `keep(models)` is called with the final models before the run is marked done (to save them)."""
     strategy = _start(strategy_name, seed, run_dir, round_cfg, {"protocol": "pool", "pool": asdict(pool_cfg), "domain": asdict(domain), **(extra_config or {})})
     timing_path = Path(run_dir) / "timing.jsonl"
     timing_path.unlink(missing_ok=True)
@@ -158,6 +159,8 @@ def run_pool(domain: Domain, strategy_name: str, seed: int, data: PoolData, shar
                   "chosen_actions": domain.space.counts(domain.batch(picked).actions.numpy())})
         with open(timing_path, "a") as f:  # wall times vary run to run; metrics.jsonl stays reproducible
             f.write(json.dumps({"round": r, "score": t_score, "train": t_train, "eval": time.perf_counter() - t2}) + "\n")
+    if keep is not None:
+        keep(run.models)
     (Path(run_dir) / "done").write_text("ok\n")
     return run.rows
 

@@ -147,6 +147,33 @@ def run_dir(exp: RobotAcquisitionExperiment, strategy: str, seed: int) -> Path:
     return Path(exp.out) / "runs" / strategy / f"seed{seed}"
 
 
+WORLD_MODEL = "world_model.pt"
+"""each run's final RSSM (after its last round), for downstream planning (`wav reproduce robot-downstream`)"""
+
+
+def save_world_model(path: Path, world_model, exp: RobotAcquisitionExperiment, data: PoolData) -> Path:
+    """The run's final RSSM as a checkpoint (`wav.train.load_checkpoint` rebuilds it); `meta` holds what a user
+    needs to trust it: task, preset, the state layout, the error standardiser and the pool file."""
+    from wav.train import save_checkpoint
+
+    meta = {"task": exp.task, "preset": exp.preset, "kind": "rssm", "layout": data.seed_set.layout, "scale": world_model.scale.tolist(),
+            "window": world_model.window, "data": os.path.abspath(pool_file(exp.data)), "warmup": exp.warmup}
+    return save_checkpoint(path, world_model.rssm, meta)
+
+
+def load_world_model(path: Path):
+    """A saved run's `RSSMWorldModel` and its checkpoint meta."""
+    import torch
+
+    from wav.domains.manipulation import RSSMWorldModel
+    from wav.train import checkpoint_meta, load_checkpoint
+
+    meta = checkpoint_meta(path)["meta"] or {}
+    if "scale" not in meta:
+        raise ValueError(f"{path}: meta has no 'scale' (not a robot-acquisition world model)")
+    return RSSMWorldModel(load_checkpoint(path, kind="rssm"), torch.tensor(meta["scale"]), meta.get("window", 32)).eval(), meta
+
+
 def inverse_diagnostics(model, data: TrajectorySet) -> dict:
     """Action MSE, per-dimension R^2 on `data` (the eval partition) and the share of each layout group the mask keeps."""
     import torch
@@ -213,7 +240,9 @@ def _seed_job(exp: RobotAcquisitionExperiment, seed: int, strategies: tuple[str,
         shared = shared_models(RecordedFuture() if s.subgoal else None, mine)
         extra = {"data": str(pool_file(exp.data)), "experiment": asdict(exp), "settings": settings(exp, s.name, seed, digest),
                  "reads_actions": s.reads_actions_in(domain.space), "privileged": s.privileged, "inverse_eval": diagnostics.get(s.inverse) if s.inverse else None}
-        run_pool(domain, s.name, seed, data, shared, exp.protocol, exp.round, run_dir(exp, s.name, seed), extra, start, oracle)
+        path = run_dir(exp, s.name, seed) / WORLD_MODEL
+        run_pool(domain, s.name, seed, data, shared, exp.protocol, exp.round, run_dir(exp, s.name, seed), extra, start, oracle,
+                 keep=lambda models, path=path: save_world_model(path, models.world_model, exp, data))
         run_seconds[s.name] = time.perf_counter() - t
     return {"seed": seed, "seconds": time.perf_counter() - t0, "fit_seconds": fit_seconds, "run_seconds": run_seconds,
             "inverse_eval": diagnostics, "records": records(*(run_dir(exp, s, seed) for s in strategies))}
