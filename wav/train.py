@@ -127,8 +127,13 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
                 bad += 1
         if log is not None:
             log(epoch, hist)
-        if (n_val and bad >= cfg.patience) or time.perf_counter() - start > cfg.max_seconds:
+        if n_val and bad >= cfg.patience:
             hist.stopped_early = True
+            break
+        if time.perf_counter() - start > cfg.max_seconds and epoch + 1 < cfg.epochs:
+            hist.stopped_early = True
+            print(f"fit {type(model).__name__}: stopped by the {cfg.max_seconds:.0f} s time guard after epoch {epoch + 1}/{cfg.epochs} "
+                  "(the model now depends on this machine's speed)", file=sys.stderr, flush=True)
             break
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -40,6 +40,10 @@ WINDOW = 32
 """steps of an evaluation / scoring window (ROBOT.md §4.4: the 32-frame open-loop horizon)"""
 GROUP_NAMES = ("ee", "robot", "object")
 CHUNK = 256  # windows per RSSM call when scoring
+GUARD_SECONDS = 3600.0
+"""time guard of every robot fit: far above what a preset's epochs take, so the epochs (not the machine's load)
+decide when a fit stops, and the same seed gives the same model on a busy machine (a guard that does stop a
+fit says so on stderr)"""
 
 
 # --------------------------------------------------------------------------- data
@@ -341,9 +345,9 @@ class ManipulationDomain:
     """latent inverse model size (wav.models.latent_inverse.LATENT_INVERSE_PRESETS)"""
     window: int = WINDOW
     """steps per training / evaluation / scoring window"""
-    world_model_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=200, lr=3e-4, batch_size=16, val_fraction=0.0, max_seconds=150))
+    world_model_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=200, lr=3e-4, batch_size=16, val_fraction=0.0, max_seconds=GUARD_SECONDS))
     """seed-set schedule of the RSSM (batches of 16 windows x `window` steps)"""
-    inverse_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=120))
+    inverse_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=GUARD_SECONDS))
     """seed-set schedule of the latent inverse models (transitions with 2-frame context)"""
     space: Box = field(default=Box(7))
 
@@ -410,8 +414,8 @@ class ManipulationDomain:
 # warm-up set of 50 PullCube trajectories (51 states each) is 80 windows, 5 updates per epoch.
 DOMAIN_PRESETS: dict[str, ManipulationDomain] = {
     "debug": ManipulationDomain(rssm_preset="debug", inverse_preset="debug",
-                                world_model_train=TrainConfig(epochs=60, lr=1e-3, batch_size=16, val_fraction=0.0, max_seconds=60),
-                                inverse_train=TrainConfig(epochs=30, lr=1e-3, batch_size=128, val_fraction=0.0, max_seconds=60)),
+                                world_model_train=TrainConfig(epochs=60, lr=1e-3, batch_size=16, val_fraction=0.0, max_seconds=GUARD_SECONDS),
+                                inverse_train=TrainConfig(epochs=30, lr=1e-3, batch_size=128, val_fraction=0.0, max_seconds=GUARD_SECONDS)),
     "cpu": ManipulationDomain(),
     "paper": ManipulationDomain(rssm_preset="paper", inverse_preset="paper",
                                 world_model_train=TrainConfig(epochs=200, lr=1e-4, batch_size=16, val_fraction=0.0, max_seconds=36000),

@@ -23,7 +23,7 @@ import numpy as np
 
 from wav.config import PoolConfig, RoundConfig, ScoringConfig, TrainConfig, preset as lookup
 from wav.domains.base import PoolData
-from wav.domains.manipulation import DOMAIN_PRESETS, ManipulationDomain, TrajectorySet
+from wav.domains.manipulation import DOMAIN_PRESETS, GUARD_SECONDS, ManipulationDomain, TrajectorySet
 from wav.experiments.acquisition_report import _fmt
 from wav.experiments.common import check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json
 from wav.stats import RANGES, mean_ci, metric_ci, paired_difference
@@ -42,13 +42,13 @@ PUBLISHED_SPEARMAN = {"Can": (0.82, 0.30, 0.53), "Lift": (0.77, 0.46, 0.61), "Sq
 # What a round does (the paper's "200 epochs" per round, scaled by preset); the RSSM refit continues the model.
 ROUND_PRESETS: dict[str, RoundConfig] = {
     "debug": RoundConfig(scoring=ScoringConfig(k=None, mc_passes=1), ensemble_members=2,
-                         refit=TrainConfig(epochs=20, lr=1e-3, batch_size=16, val_fraction=0.0, max_seconds=60),
-                         inverse_refit=TrainConfig(epochs=10, lr=1e-3, batch_size=128, val_fraction=0.0, max_seconds=60)),
-    # cpu: sized so that one seed's six strategies take ~8 minutes on one core (RSSM update ~45 ms, 3-member
-    # ensemble ~100 ms at batch 16 x 32)
+                         refit=TrainConfig(epochs=20, lr=1e-3, batch_size=16, val_fraction=0.0, max_seconds=GUARD_SECONDS),
+                         inverse_refit=TrainConfig(epochs=10, lr=1e-3, batch_size=128, val_fraction=0.0, max_seconds=GUARD_SECONDS)),
+    # cpu: sized so that one seed's six strategies take ~10 minutes on one idle core (RSSM update ~45 ms,
+    # 3-member ensemble ~100 ms at batch 16 x 32)
     "cpu": RoundConfig(scoring=ScoringConfig(k=None, mc_passes=1), ensemble_members=3,
-                       refit=TrainConfig(epochs=60, lr=3e-4, batch_size=16, val_fraction=0.0, max_seconds=90),
-                       inverse_refit=TrainConfig(epochs=20, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=60)),
+                       refit=TrainConfig(epochs=60, lr=3e-4, batch_size=16, val_fraction=0.0, max_seconds=GUARD_SECONDS),
+                       inverse_refit=TrainConfig(epochs=20, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=GUARD_SECONDS)),
     "paper": RoundConfig(scoring=ScoringConfig(k=None, mc_passes=1), ensemble_members=5,
                          refit=TrainConfig(epochs=200, lr=1e-4, batch_size=16, val_fraction=0.0, max_seconds=36000),
                          inverse_refit=TrainConfig(epochs=50, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=36000)),
