@@ -50,6 +50,16 @@ def test_early_stopping_restores_the_best_epoch():
     assert len(h.val_loss) == h.best_epoch + 3  # patience 2: two epochs past the best, then stop
 
 
+def test_time_guard_stops_a_fit_and_says_so(capsys):
+    tr = _transitions()
+    rows = (*map(torch.from_numpy, tr.features()[:1]), torch.from_numpy(tr.actions), torch.from_numpy(tr.features()[1]))
+    h = fit(build(GridWorldModel, SMALL_WM, 0), rows, TrainConfig(epochs=5, batch_size=16, val_fraction=0, max_seconds=0.0), seed=0)
+    assert h.stopped_early and len(h.train_loss) == 1
+    assert "stopped by the 0 s time guard after epoch 1/5" in capsys.readouterr().err
+    h = fit(build(GridWorldModel, SMALL_WM, 0), rows, TrainConfig(epochs=2, batch_size=16, val_fraction=0), seed=0)
+    assert not h.stopped_early and len(h.train_loss) == 2
+
+
 def test_checkpoint_roundtrip_and_refusals(tmp_path):
     tr = _transitions()
     model, _ = train_inverse(tr, InverseConfig(hidden=8), TINY, seed=0)
