@@ -378,6 +378,37 @@ class RSSM(nn.Module):
         pred = self.imagine(self.observe(ctx), batch.actions[:, context - 1 : -1])  # (B, T - context, D)
         return ((pred - batch.states[:, context:].float()) ** 2).mean(-1)
 
+    # ---- for planning (wav.planning): online filtering and imagined features ------------------------------
+    def filter_step(self, latent: tuple[Tensor, Tensor] | None, prev_action: Tensor | None, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One posterior step for online use: latent (h, z) each (B, M, .) after the previous frame (None at an
+        episode start: the initial state and a zero action, as `posterior` resets), the action taken since
+        (B, A), and the new frame's state (B, D) -> the posterior latent at that frame (mode, deterministic).
+        Filtering an episode frame by frame gives `posterior`'s latents for the whole episode."""
+        b = state.shape[0]
+        if latent is None:
+            latent, prev_action = self.initial(b), torch.zeros(b, self.cfg.action_dim)
+        h, z = latent
+        h = self.img_step(h, z, self.img_a(self._members(prev_action.float())))
+        embed = self.encoder(self._members(symlog(state.float())))  # (B, M, units)
+        z = self.sample(self.post_out(F.silu(self.obs_norm(self.obs_h(h) + self.obs_e(embed)))), None)
+        return h, z
+
+    def imagine_features(self, latent: tuple[Tensor, Tensor], actions: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """`imagine_members`' prior rollout, returning the features of the visited latents instead of decoded
+        states: actions (B, H, A) -> features (B, H, M, feat); step k is the latent after actions[:, k]."""
+        h, z = latent
+        a_term = self.img_a(self._members(actions.float()))  # (B, H, M, hidden)
+        feats = []
+        for k in range(actions.shape[1]):
+            h = self.img_step(h, z, a_term[:, k])
+            z = self.sample(self.prior(h), generator)
+            feats.append(self.features(h, z))
+        return torch.stack(feats, 1)
+
+    def continue_prob(self, feat: Tensor) -> Tensor:
+        """Probability that the episode continues after a latent: features (..., M, feat) -> (..., M)."""
+        return torch.sigmoid(self.cont(feat)[..., 0])
+
     def disagreement(self, context: SequenceBatch, actions: Tensor) -> Tensor:
         """Variance across members of the open-loop rollouts after `context` under actions (B, H, A), mean
         over steps and state dims, (B,); 0 for one member."""

@@ -1,0 +1,310 @@
+"""Downstream planning (wav.planning, wav.experiments.robot_downstream, `wav reproduce robot-downstream`): the
+discriminator, gradient penalty, lambda-returns and MPPI on hand cases; the RSSM's filtering and imagined features
+against its batch methods; the planning actor and the whole experiment on a toy env (no simulator). The pool-file
+tests need h5py (the robot venv has it)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from wav.models.rssm import RSSM, preset
+from wav.planning import CriticConfig, CriticEnsemble, Discriminator, Planner, PlannerConfig, RewardConfig, mppi
+from wav.planning.critic import fit_critic, lambda_returns
+from wav.planning.reward import discriminator_loss, fit_discriminator, gradient_penalty, separation
+from wav.types import SequenceBatch
+
+D, A = 8, 7
+LAYOUT = {"names": ["tcp_pose", "qpos"], "sizes": [7, 1], "groups": ["ee", "robot"]}
+
+
+def small_rssm(seed: int = 0) -> RSSM:
+    torch.manual_seed(seed)
+    return RSSM(preset("debug", state_dim=D, action_dim=A)).eval()
+
+
+# ----- reward model ------------------------------------------------------------------------------------------
+
+
+def test_gradient_penalty_of_a_linear_discriminator_is_hand_computed():
+    w = torch.tensor([3.0, 4.0])  # |grad D| = 5 everywhere
+
+    def disc(x):
+        return x @ w
+
+    e, le = torch.randn(16, 2), torch.randn(16, 2)
+    assert float(gradient_penalty(disc, e, le, 0.4)) == pytest.approx((5 - 0.4) ** 2)
+    cfg = RewardConfig(gp_weight=10.0, gp_target=0.4)
+    want = float((le @ w).mean() - (e @ w).mean()) + 10 * (5 - 0.4) ** 2
+    assert float(discriminator_loss(disc, e, le, cfg)) == pytest.approx(want, rel=1e-5)
+
+
+def test_discriminator_starts_at_zero_and_separates_expert_from_learner_features():
+    gen = torch.Generator().manual_seed(0)
+    expert = torch.randn(400, 6, generator=gen) + torch.tensor([1.5, 0, 0, 0, 0, 0])
+    learner = torch.randn(400, 6, generator=gen) - torch.tensor([1.5, 0, 0, 0, 0, 0])
+    assert torch.equal(Discriminator(6, RewardConfig(units=32))(expert), torch.zeros(400))
+    disc, log = fit_discriminator(expert[:300], learner[:300], RewardConfig(units=32, lr=1e-3, steps=150, batch_size=64), 0)
+    with torch.no_grad():
+        se, sl = disc(expert[300:]).numpy(), disc(learner[300:]).numpy()
+    sep = separation(se, sl, 0.5 * float(se.mean() + sl.mean()))
+    assert sep["auc"] > 0.9 and sep["accuracy"] > 0.8 and se.mean() > sl.mean()
+    assert log[-1] < log[0]
+
+
+def test_separation_auc_and_accuracy_by_hand():
+    sep = separation(np.array([3.0, 1.0]), np.array([0.0, 2.0]), threshold=1.5)
+    assert sep["auc"] == pytest.approx(3 / 4) and sep["accuracy"] == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)
+
+
+# ----- critic ----------------------------------------------------------------------------------------------------
+
+
+def test_lambda_returns_hand_computed():
+    r, v, d = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 10.0, 20.0]]), torch.tensor([[0.5, 0.5]])
+    # R_1 = 2 + 0.5 (0.5 * 20 + 0.5 * 20) = 12; R_0 = 1 + 0.5 (0.5 * 10 + 0.5 * 12) = 6.5
+    assert torch.allclose(lambda_returns(r, v, d, 0.5), torch.tensor([[6.5, 12.0]]))
+    assert torch.allclose(lambda_returns(r, v, d, 1.0), torch.tensor([[7.0, 12.0]]))  # Monte Carlo + bootstrap
+    assert torch.allclose(lambda_returns(r, v, d, 0.0), torch.tensor([[6.0, 12.0]]))  # one-step TD
+
+
+def test_critic_ensemble_shapes_zero_start_and_fit_on_a_constant_reward():
+    rssm = small_rssm()
+    critic = CriticEnsemble(rssm.cfg.feat, CriticConfig(units=16, members=5))
+    assert critic(torch.randn(3, 4, rssm.cfg.feat)).shape == (3, 4, 5) and not critic(torch.randn(2, rssm.cfg.feat)).any()
+    h, z = rssm.initial(32)
+    cfg = CriticConfig(units=32, members=3, lr=3e-3, steps=150, batch_size=32, horizon=3, gamma=0.9)
+    critic, log = fit_critic(rssm, lambda f: torch.ones(f.shape[:-1]), (h, z), torch.zeros(32, 4, A), cfg, 0)
+    with torch.no_grad():
+        v = critic(rssm.features(h, z).mean(-2))  # (32, 3)
+    assert log[-1] < log[0] and float(v.mean()) > 1.0  # every step pays 1: the value grows past one step's reward
+
+
+# ----- RSSM additions ------------------------------------------------------------------------------------------
+
+
+def test_filter_step_reproduces_the_posterior_and_imagined_features_decode_to_imagine():
+    rssm = small_rssm()
+    s, a = torch.randn(2, 6, D), torch.rand(2, 6, A) * 2 - 1
+    first = torch.zeros(2, 6, dtype=torch.bool)
+    first[:, 0] = True
+    h, z, _ = rssm.posterior(SequenceBatch(s, a, first))
+    latent = None
+    for t in range(6):
+        latent = rssm.filter_step(latent, None if t == 0 else a[:, t - 1], s[:, t])
+        assert torch.allclose(latent[0], h[:, t], atol=1e-5) and torch.equal(latent[1], z[:, t])
+    acts = torch.rand(2, 4, A) * 2 - 1
+    feat = rssm.imagine_features(latent, acts)
+    assert feat.shape == (2, 4, 1, rssm.cfg.feat)
+    assert torch.allclose(rssm.decode(feat), rssm.imagine_members(latent, acts), atol=1e-5)
+    assert rssm.continue_prob(feat).shape == (2, 4, 1)
+
+
+# ----- planner -------------------------------------------------------------------------------------------------
+
+
+def test_mppi_finds_the_optimum_of_a_quadratic_and_respects_the_clamp():
+    target = torch.linspace(-0.15, 0.15, 12).reshape(4, 3)
+    cfg = PlannerConfig(iterations=10, samples=256, elites=32)
+    best, info = mppi(lambda r: -((r - target) ** 2).sum((1, 2)), 4, 3, cfg, torch.Generator().manual_seed(0))
+    assert (best - target).abs().max() < 0.03
+    assert info["base_value"] == pytest.approx(-float((target**2).sum())) and info["value"] >= info["base_value"]
+    assert all(b >= a for a, b in zip(info["values"], info["values"][1:]))
+    far, _ = mppi(lambda r: -((r - 1.0) ** 2).sum((1, 2)), 2, 2, cfg, torch.Generator().manual_seed(0))
+    assert torch.allclose(far, torch.full((2, 2), 0.2))
+
+
+def test_planner_returns_batched_equal_one_at_a_time_and_plan_shapes():
+    rssm = small_rssm()
+    feat = rssm.cfg.feat
+    torch.manual_seed(1)
+    disc = Discriminator(feat, RewardConfig(units=16))
+    critic = CriticEnsemble(feat, CriticConfig(units=16, members=5))
+    for p in list(disc.parameters()) + list(critic.parameters()):  # non-trivial outputs
+        p.data.normal_(0, 0.3)
+    planner = Planner(rssm, disc, critic, PlannerConfig(iterations=2, samples=16, elites=4, horizon=5))
+    latent = rssm.filter_step(None, None, torch.randn(1, D))
+    acts = torch.rand(6, 5, A) * 2 - 1
+    with torch.no_grad():
+        batched = planner.returns(latent, acts)
+        single = torch.cat([planner.returns(latent, acts[i : i + 1]) for i in range(6)])
+    assert batched.shape == (6,) and torch.allclose(batched, single, atol=1e-4) and batched.std() > 0
+    residual, info = planner.plan(latent, torch.zeros(5, A), torch.Generator().manual_seed(0))
+    assert residual.shape == (A,) and residual.abs().max() <= 0.2 and info["value"] >= info["base_value"]
+
+
+# ----- acting, on a toy env ------------------------------------------------------------------------------------
+
+
+class ToyEnv:
+    """State (8,): a 7-D point the action moves by 0.1 a, plus a constant; success when x_0 > 0.3."""
+
+    camera = False
+
+    def __init__(self, steps: int = 10):
+        self.steps = steps
+
+    def reset(self, seed=None):
+        self.rng = np.random.default_rng(seed)
+        self.s = np.concatenate([self.rng.normal(0, 0.1, 7), [1.0]]).astype(np.float32)
+        self.t = 0
+        return self.s.copy(), {"success": False}
+
+    def step(self, a):
+        self.s[:7] += 0.1 * np.asarray(a, np.float32)
+        self.t += 1
+        ok = bool(self.s[0] > 0.3)
+        return self.s.copy(), float(ok), False, self.t >= self.steps, {"success": ok}
+
+
+def tiny_policy():
+    from wav.robot.policy import DiffusionPolicy, PolicyConfig
+
+    torch.manual_seed(0)
+    return DiffusionPolicy(D, A, PolicyConfig(hidden=16, layers=1, train_steps=10, checkpoints=1, sample_steps=2))
+
+
+def test_planning_actor_base_alone_follows_the_policy_chunks_and_the_planner_stays_near_them():
+    from wav.planning.agent import PlanningActor, run_episodes
+
+    pol = tiny_policy()
+    base = PlanningActor(pol, torch.Generator().manual_seed(0))
+    rows = run_episodes(ToyEnv(10), base, [1, 2])
+    assert [r["steps"] for r in rows] == [10, 10] and rows[0]["plan_ms"] is None
+    env = ToyEnv(10)
+    s, _ = env.reset(seed=1)
+    base.reset()
+    chunk = pol.sample(torch.as_tensor(np.stack([s, s]))[None], torch.Generator().manual_seed(0))[0].numpy()
+    base_gen = torch.Generator().manual_seed(0)
+    base = PlanningActor(pol, base_gen)
+    got = [base(env, s)] + [base(env, env.step(chunk[i])[0]) for i in range(7)]
+    assert np.allclose(np.stack(got), chunk[:8], atol=1e-6)  # 8 steps of one chunk, executed as sampled
+    rssm = small_rssm()
+    planner = Planner(rssm, Discriminator(rssm.cfg.feat, RewardConfig(units=16)), CriticEnsemble(rssm.cfg.feat, CriticConfig(units=16)),
+                      PlannerConfig(iterations=2, samples=8, elites=4))
+    actor = PlanningActor(pol, torch.Generator().manual_seed(0), planner, torch.Generator().manual_seed(1), LAYOUT)
+    rows = run_episodes(ToyEnv(10), actor, [1])
+    assert rows[0]["steps"] == 10 and rows[0]["plan_ms"] > 0
+    assert actor.latent[0].shape == (1, 1, rssm.cfg.deter)
+
+
+def test_streaming_quaternion_continuity_matches_the_batch_rule():
+    from wav.domains.manipulation import continuous_quaternions, quaternion_slices
+    from wav.planning.agent import continue_quaternions
+
+    layout = {"names": ["tcp_pose", "x"], "sizes": [7, 1], "groups": ["ee", "robot"]}
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(12, 8)).astype(np.float32)
+    s[5:, 3:7] *= -1  # a sign flip mid-episode
+    want = continuous_quaternions(s, layout)
+    prev, got = None, []
+    for row in s:
+        prev = continue_quaternions(row, prev, quaternion_slices(layout))
+        got.append(prev)
+    assert np.allclose(np.stack(got), want)
+
+
+# ----- the experiment and the CLI on a synthetic acquisition folder (h5py) -----------------------------------
+
+
+def make_acquisition(root, task: str = "PullCube", strategies=("random", "wav", "oracle"), seeds=(0, 1), action_dim: int = A):
+    """A pool file, a build folder (summary + checkpoints) and finished acquisition runs with world models."""
+    from wav.data.robot_io import Trajectory, save_trajectories
+    from wav.robot.policy import DiffusionPolicy, PolicyConfig
+    from wav.train import save_checkpoint
+
+    build = root / "build"
+    (build / "checkpoints").mkdir(parents=True)
+    env, trajs = ToyEnv(10), []
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        s, _ = env.reset(seed=i)
+        states, acts = [s], []
+        for _ in range(10):
+            a = np.clip((np.ones(A) if i < 6 else rng.normal(0, 0.5, A)), -1, 1).astype(np.float32)
+            states.append(env.step(a)[0])
+            acts.append(a)
+        trajs.append(Trajectory(np.stack(states), np.stack(acts), np.zeros(10, np.float32), np.zeros(10, bool), i < 6,
+                                "expert" if i < 6 else "ckpt1", i))
+    save_trajectories(build / "pool.hdf5", trajs, {"task": task, "layout": LAYOUT}, {"eval": [0, 1, 6, 7]})
+    (build / "summary.json").write_text(json.dumps({"checkpoint_success": {"ckpt1": 0.0, "ckpt2": 0.45, "ckpt3": 1.0}}))
+    for k in (1, 2, 3):
+        torch.manual_seed(k)
+        DiffusionPolicy(D, action_dim, PolicyConfig(hidden=16, layers=1, train_steps=10, checkpoints=1, sample_steps=2)).save(
+            build / "checkpoints" / f"ckpt_{k}.pt", task=task)
+    acq = root / "acq"
+    for s in strategies:
+        for k in seeds:
+            d = acq / "runs" / s / f"seed{k}"
+            d.mkdir(parents=True)
+            meta = {"task": task, "preset": "debug", "kind": "rssm", "layout": LAYOUT, "scale": [1.0] * D, "window": 32,
+                    "data": str((build / "pool.hdf5").resolve()), "warmup": 5}
+            save_checkpoint(d / "world_model.pt", small_rssm(k), meta)
+            (d / "done").write_text("ok\n")
+    return acq, build
+
+
+TINY = replace(__import__("wav.experiments.robot_downstream", fromlist=["PRESETS"]).PRESETS["debug"],
+               reward=RewardConfig(units=16, lr=1e-3, steps=20, batch_size=32), critic=CriticConfig(units=16, lr=1e-3, steps=10, batch_size=32),
+               planner=PlannerConfig(iterations=2, samples=8, elites=4))
+
+
+def test_downstream_experiment_end_to_end_on_a_toy_env_with_resume(tmp_path, monkeypatch):
+    pytest.importorskip("h5py")
+    import wav.envs.manipulation.core as core
+    import wav.experiments.robot_downstream as ds
+
+    acq, build = make_acquisition(tmp_path)
+    monkeypatch.setitem(ds.PRESETS, "debug", TINY)
+    monkeypatch.setattr(ds, "_env", lambda task: ToyEnv(10))
+    monkeypatch.setattr(core, "require_simulator", lambda task: None)
+    exp = ds.RobotDownstreamExperiment(task="PullCube", source=str(acq), out=str(tmp_path / "out"), seeds=(0, 1), episodes=2, preset="debug", jobs=1)
+    res = ds.run(exp, progress=False)
+    assert res["policy"].endswith("ckpt_2.pt")  # success 0.45 is closest to 0.5
+    assert set(res["strategies"]) == {"random", "wav", "oracle"} and res["base"]["reward"] is not None
+    for n in ("base", "random", "wav", "oracle"):
+        rows = [json.loads(x) for x in (tmp_path / "out" / "runs" / n / "seed1" / "metrics.jsonl").read_text().splitlines()]
+        assert rows[0]["kind"] == "fit" and [r["env_seed"] for r in rows[1:]] == exp.env_seeds(1)
+    fit = [json.loads(x) for x in (tmp_path / "out" / "runs" / "wav" / "seed0" / "metrics.jsonl").read_text().splitlines()][0]
+    assert 0 <= fit["reward_heldout_trajectory"]["auc"] <= 1 and fit["heldout_trajectories"] == [2, 2]
+    assert "reward" in res["paired_vs_base"]["oracle"] and "wav" not in res["paired_wav_minus"]
+    assert (tmp_path / "out" / "table.md").read_text().count("|") > 20 and (tmp_path / "out" / "figure.png").stat().st_size > 0
+    monkeypatch.setattr(ds, "_job", lambda *a: pytest.fail("a finished run was redone"))
+    again = ds.run(exp, progress=False)
+    assert again["strategies"]["wav"]["reward"] == res["strategies"]["wav"]["reward"]
+    with pytest.raises(ValueError, match="other settings"):
+        ds.run(replace(exp, episodes=3), progress=False)
+
+
+def test_cli_bad_inputs_are_one_line_and_write_nothing(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    from wav.cli import main
+
+    acq, build = make_acquisition(tmp_path, seeds=(0,))
+    out = tmp_path / "out"
+
+    def err(*args):
+        try:
+            rc = main(["reproduce", "robot-downstream", "--out", str(out), "--preset", "debug", "--seeds", "0", *args])
+        except SystemExit as e:  # argparse refuses the value itself
+            rc = e.code
+        e = capsys.readouterr().err.strip()
+        assert rc != 0 and len(e.splitlines()) == 1, e
+        assert not out.exists()
+        return e
+
+    empty = tmp_path / "empty"
+    (empty / "runs").mkdir(parents=True)
+    assert "no finished robot-acquisition runs" in err("--task", "PullCube", "--from", str(empty))
+    assert "no such folder" in err("--task", "PullCube", "--from", str(tmp_path / "nope"))
+    assert "not a finished run" in err("--task", "PullCube", "--from", str(acq), "--seeds", "0-1")
+    assert "a world model of task 'PullCube', not the requested task 'PokeCube'" in err("--task", "PokeCube", "--from", str(acq))
+    from wav.robot.policy import DiffusionPolicy, PolicyConfig
+
+    DiffusionPolicy(D, 4, PolicyConfig(hidden=8, layers=1, train_steps=10, checkpoints=1)).save(tmp_path / "bad.pt")
+    assert "do not match" in err("--task", "PullCube", "--from", str(acq), "--policy", str(tmp_path / "bad.pt"))
+    assert "unknown" in err("--task", "Nope", "--from", str(acq))
