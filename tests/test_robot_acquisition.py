@@ -70,7 +70,7 @@ def test_domain_contract_shapes_and_padding(world):
         wm.uncertainty(b.states, b.actions, 2, None)
     ens = DOMAIN.fit("ensemble", seed_set, 0, members=2)
     assert ens.members == 2 and ens.disagreement(b.states, b.actions).shape == (10,)
-    with pytest.raises(NotImplementedError, match="pool protocol"):
+    with pytest.raises(ValueError, match="needs ManipulationDomain.task"):
         DOMAIN.make_env(0)
 
 

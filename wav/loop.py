@@ -168,19 +168,24 @@ def run_pool(domain: Domain, strategy_name: str, seed: int, data: PoolData, shar
 # --------------------------------------------------------------------------- online (Algorithm 1)
 
 
+CANDIDATES = 16
+"""uniform candidate actions a score-based strategy compares at a state of a continuous action space"""
+
+
 def act(strategy: Strategy, state, models: Models, round_cfg: RoundConfig, outcomes, rng: np.random.Generator, gen: torch.Generator):
     """One step of action choice at one state (1, D): the strategy's random-mix share of uniform picks,
-    else its `act` (WAV: Algorithm 1 through the cycle), else its score of every action of a discrete
-    space on that action's true outcome (`outcomes`), ties broken at random."""
+    else its `act` (WAV: Algorithm 1 through the cycle), else its score of every candidate action on that
+    action's outcome (`outcomes`), ties broken at random. The candidates are every action of a discrete
+    space, or `scoring.k` (default CANDIDATES) uniform draws of a continuous one."""
     space = models.space
     if strategy.random_mix and rng.random() < strategy.random_mix:
         return int(rng.integers(space.n)) if isinstance(space, Discrete) else space.sample(1, gen)[0]
     if strategy.act is not None:
         return strategy.act(strategy, state, models, round_cfg.scoring, outcomes, rng, gen)
-    if not isinstance(space, Discrete):
-        raise ValueError(f"strategy '{strategy.name}' has no online action choice (Strategy.act) for a continuous action space")
-    scores = strategy.score(outcomes(space.all()), models, round_cfg.scoring, gen).double().numpy()
-    return int(space.all()[tie_broken_argmax(scores, rng)])
+    candidates = space.all() if isinstance(space, Discrete) else space.sample(round_cfg.scoring.k or CANDIDATES, gen)
+    scores = strategy.score(outcomes(candidates), models, round_cfg.scoring, gen).double().numpy()
+    best = candidates[tie_broken_argmax(scores, rng)]
+    return int(best) if isinstance(space, Discrete) else best
 
 
 def run_online(domain: Domain, strategy_name: str, seed: int, data: PoolData, shared: SharedModels, online_cfg: OnlineConfig, round_cfg: RoundConfig,
@@ -207,5 +212,7 @@ def run_online(domain: Domain, strategy_name: str, seed: int, data: PoolData, sh
             run.refit(seed + t, refit_ensemble=strategy.ensemble)
             run.emit({"steps": t, "labels": len(run.labelled), **domain.evaluate(run.models.world_model, data),
                       "acquired_actions": domain.space.counts(domain.batch(acquired).actions.numpy())})
+    if hasattr(domain, "close"):  # a simulator holds native resources
+        domain.close(env)
     (Path(run_dir) / "done").write_text("ok\n")
     return run.rows

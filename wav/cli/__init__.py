@@ -23,7 +23,7 @@ GROUPS = {
     "robot": "manipulation worlds and their data (extras: robot, maniskill)",
 }
 COMMAND_MODULES = ("wav.cli.data", "wav.cli.models", "wav.cli.acquisition", "wav.cli.asymmetry", "wav.cli.theory", "wav.cli.robot", "wav.cli.robot_acquisition",
-                   "wav.cli.robot_models", "wav.cli.robot_downstream")
+                   "wav.cli.robot_models", "wav.cli.robot_downstream", "wav.cli.robot_online")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -220,8 +220,9 @@ class RSSMWorldModel(nn.Module):
         w, pred = self.rollouts(targets, actions)
         err, mask = self._errors(w, pred)
         loss = _row_mean(err.mean(-1), mask, w.row, n).float()
-        # flat predictions
-        t1 = states.shape[1] // d
+        # flat predictions, as long as the targets (a one-frame state row scored on H-frame subgoal rows
+        # gets H-frame predictions)
+        t1 = targets.shape[1] // d
         chunks = max(1, math.ceil(t1 / self.window))
         full = torch.full((n * chunks, self.window, d), float("nan"))
         keep = cut_index(targets, d, self.window)
@@ -349,6 +350,12 @@ class ManipulationDomain:
     """seed-set schedule of the RSSM (batches of 16 windows x `window` steps)"""
     inverse_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=GUARD_SECONDS))
     """seed-set schedule of the latent inverse models (transitions with 2-frame context)"""
+    generator_preset: str = "cpu"
+    """action-free trajectory generator size (wav.models.trajectory_generator.TRAJECTORY_GENERATOR_PRESETS)"""
+    generator_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=40, lr=1e-3, batch_size=256, val_fraction=0.0, max_seconds=GUARD_SECONDS))
+    """schedule of the action-free generator (on every state of the action-free trajectories)"""
+    task: str | None = None
+    """the simulator task of the online loop (None: pool protocol only)"""
     space: Box = field(default=Box(7))
 
     def batch(self, data: TrajectorySet) -> TransitionBatch:
@@ -401,13 +408,49 @@ class ManipulationDomain:
         groups = {g: float(((err[..., torch.from_numpy(gm)].mean(-1).double() * m).sum() / m.sum())) for g, gm in data.test.group_masks().items()}
         return {"pred_error": total, "pred_error_by_step": [float(x) if np.isfinite(x) else None for x in by_step], "pred_error_by_group": groups}
 
-    # ---- online (Algorithm 1): not here yet
+    def fit_generator(self, data: TrajectorySet, seed: int, train: TrainConfig | None = None, horizon: int | None = None):
+        """The action-free subgoal generator p(s_{t+1..t+H} | s_t), fit on the states of `data` (actions unused)."""
+        from wav.models.trajectory_generator import TrajectoryGenerator, future_pairs, preset
+        from wav.train import Rows, build, fit
 
-    def _online(self, *args, **kwargs):
-        raise NotImplementedError("the manipulation domain runs the pool protocol only; the online run (issue 13 item 6) needs a "
-                                  "simulator-backed observe/step and a learned action-free generator, not built yet")
+        cfg = preset(self.generator_preset, state_dim=data.dims[0], **({"horizon": horizon} if horizon else {}))
+        states, futures = future_pairs(list(data.trajectories), cfg.horizon)
+        model = build(TrajectoryGenerator, cfg, seed).set_stats(states, futures)
+        fit(model, Rows(states, futures), train or self.generator_train, seed)
+        return model.eval()
 
-    make_env = reset = observe = step = transitions = _online
+    # ---- online (Algorithm 1) in the task's simulator (wav.domains.manipulation_online)
+
+    def make_env(self, seed: int):
+        from wav.domains import manipulation_online as online
+
+        if self.task is None:
+            raise ValueError("the online loop needs ManipulationDomain.task (the simulator task), which is None")
+        return online.make_env(self.task, seed)
+
+    def reset(self, env, seed: int) -> None:
+        from wav.domains.manipulation_online import reset
+
+        reset(env, seed)
+
+    def observe(self, env):
+        from wav.domains.manipulation_online import observe
+
+        return observe(env)
+
+    def step(self, env, action):
+        from wav.domains.manipulation_online import step
+
+        return step(env, action, self.space.dim)
+
+    def close(self, env) -> None:
+        env.env.close()
+
+    def transitions(self, records: list) -> TrajectorySet:
+        """The played episodes as trajectories (no layout: `concat` with the seed set takes the seed set's)."""
+        from wav.domains.manipulation_online import trajectories
+
+        return TrajectorySet(tuple(trajectories(records)), {})
 
 
 # An epoch of the RSSM is one pass of windows over the labelled steps (len(Windows) windows, batches of 16): a
