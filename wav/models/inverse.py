@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wav.config import InverseConfig
-from wav.envs.minigrid.encoding import N_ACTIONS, N_CELLS
+from wav.envs.minigrid.encoding import EMPTY, N_ACTIONS, N_CELLS
 from wav.models import nets
 from wav.models.nets import agent_cells
 from wav.models.mask import FeatureMask
@@ -25,7 +25,7 @@ from wav.models.mask import FeatureMask
 N_TOKENS = N_CELLS + 1  # 36 cells + carried
 N_SLOTS = 3  # (type, colour, state) per token
 N_FLAGS = 5  # changed, agent in s, front of agent in s, agent in s', is-carried
-TOKEN_DIM = 2 * nets.N_CELL_LOGITS + N_FLAGS
+N_FILL_FLAGS = 2  # emptied, filled (`fill_flags`)
 
 
 def slot_values(states: Tensor) -> Tensor:
@@ -40,24 +40,26 @@ def slot_onehot(values: Tensor) -> list[Tensor]:
     return [F.one_hot(values[..., i].clamp(0, n - 1), n).float() for i, n in enumerate(nets.CELL_CLASSES)]
 
 
-def tokens(states: Tensor, next_states: Tensor) -> tuple[list[Tensor], Tensor]:
-    """Per-slot token blocks [(B, 37, 2*n_slot)] x 3 and flags (B, 37, 5)."""
+def tokens(states: Tensor, next_states: Tensor, fill_flags: bool = False) -> tuple[list[Tensor], Tensor]:
+    """Per-slot token blocks [(B, 37, 2*n_slot)] x 3 and flags (B, 37, 5), or (B, 37, 7) with `fill_flags`
+    (two more: the token's object type becomes empty, becomes non-empty; for the carried token: the hand
+    empties, fills). The flags say how a token changed without saying which object it holds."""
     v, vn = slot_values(states), slot_values(next_states)
     blocks = [torch.cat([a, b], -1) for a, b in zip(slot_onehot(v), slot_onehot(vn))]
     agent, front, _ = agent_cells(states)
     agent_next, _, _ = agent_cells(next_states)
     zero = agent.new_zeros(len(agent), 1)
-    flags = torch.stack(
-        [
-            (v != vn).any(-1).float(),
-            torch.cat([agent, zero], 1),
-            torch.cat([front, zero], 1),
-            torch.cat([agent_next, zero], 1),
-            torch.cat([torch.zeros_like(agent), zero + 1], 1),
-        ],
-        -1,
-    )  # (B, 37, 5)
-    return blocks, flags
+    flags = [
+        (v != vn).any(-1).float(),
+        torch.cat([agent, zero], 1),
+        torch.cat([front, zero], 1),
+        torch.cat([agent_next, zero], 1),
+        torch.cat([torch.zeros_like(agent), zero + 1], 1),
+    ]
+    if fill_flags:
+        empty, empty_next = v[..., 0] == EMPTY, vn[..., 0] == EMPTY  # (B, 37) each; an empty hand has type EMPTY too
+        flags += [(~empty & empty_next).float(), (empty & ~empty_next).float()]
+    return blocks, torch.stack(flags, -1)  # (B, 37, 5 or 7)
 
 
 def token_mask_to_features(mask: Tensor) -> Tensor:
@@ -70,29 +72,34 @@ def token_mask_to_features(mask: Tensor) -> Tensor:
 class SparseInverseModel(nn.Module):
     """Token-set classifier with a learned per-feature mask; satisfies `wav.types.InverseModel`."""
 
-    def __init__(self, cfg: InverseConfig = InverseConfig()):
+    def __init__(self, cfg: InverseConfig = InverseConfig(), fill_flags: bool = False, visible_flags: bool = False):
         super().__init__()
         self.cfg = cfg
+        self.fill_flags, self.visible_flags = fill_flags, visible_flags
         h = cfg.hidden
-        self.mask_net = nn.Sequential(nn.Linear(N_FLAGS + N_SLOTS, h), nn.ReLU(), nn.Linear(h, N_SLOTS))
+        n_flags = N_FLAGS + N_FILL_FLAGS * fill_flags
+        self.mask_net = nn.Sequential(nn.Linear(n_flags + N_SLOTS, h), nn.ReLU(), nn.Linear(h, N_SLOTS))
         nn.init.constant_(self.mask_net[-1].bias, cfg.init_logit)
         self.mask = FeatureMask(cfg.temperature, cfg.dense)
         # bias-free per-token encoder: a fully masked (all-zero) token maps to 0 and drops out of the sum
-        self.phi = nn.Sequential(nn.Linear(TOKEN_DIM, h, bias=False), nn.ReLU(), nn.Linear(h, h, bias=False), nn.ReLU())
+        self.phi = nn.Sequential(nn.Linear(2 * nets.N_CELL_LOGITS + n_flags, h, bias=False), nn.ReLU(), nn.Linear(h, h, bias=False), nn.ReLU())
         self.rho = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, N_ACTIONS))
 
     def forward(self, states: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Action logits (B, A), per-slot mask (B, 37, 3) and mask logits (B, 37, 3)."""
         nets.check_states(states), nets.check_states(next_states)
-        blocks, flags = tokens(states, next_states)
+        blocks, flags = tokens(states, next_states, self.fill_flags)
         slot_changed = (slot_values(states) != slot_values(next_states)).float()  # (B, 37, 3)
         logits = self.mask_net(torch.cat([flags, slot_changed], -1))  # (B, 37, 3)
         m = self.mask(logits, generator)
-        masked = torch.cat([blk * m[..., i : i + 1] for i, blk in enumerate(blocks)] + [flags * m.amax(-1, keepdim=True)], -1)
+        gate = 1.0 if self.visible_flags else m.amax(-1, keepdim=True)  # visible: the mask hides what a token holds, never how it changed
+        masked = torch.cat([blk * m[..., i : i + 1] for i, blk in enumerate(blocks)] + [flags * gate], -1)
         if torch.is_grad_enabled() or self.cfg.dense:
             pooled = self.phi(masked).sum(1)  # (B, H)
         else:  # inference: phi(0) = 0, so encode only the few tokens the mask keeps (~10x fewer)
             keep = m.amax(-1) > 0  # (B, 37)
+            if self.visible_flags:
+                keep |= flags.amax(-1) > 0
             rows = torch.arange(len(m))[:, None].expand_as(keep)[keep]  # (T,) owner of each kept token
             pooled = masked.new_zeros(len(m), self.cfg.hidden).index_add_(0, rows, self.phi(masked[keep]))
         return self.rho(pooled), m, logits
