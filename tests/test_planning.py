@@ -192,6 +192,25 @@ def test_planning_actor_base_alone_follows_the_policy_chunks_and_the_planner_sta
     assert actor.latent[0].shape == (1, 1, rssm.cfg.deter)
 
 
+def test_a_planner_without_room_for_residuals_acts_exactly_as_the_base_policy():
+    from wav.planning.agent import PlanningActor
+
+    pol, rssm = tiny_policy(), small_rssm()
+    planner = Planner(rssm, Discriminator(rssm.cfg.feat, RewardConfig(units=16)), CriticEnsemble(rssm.cfg.feat, CriticConfig(units=16)),
+                      PlannerConfig(iterations=2, samples=8, elites=4, clamp=0.0))
+    acts = {}
+    for name, planner_ in (("base", None), ("planner", planner)):
+        actor = PlanningActor(pol, torch.Generator().manual_seed(3), planner_, torch.Generator().manual_seed(1), LAYOUT)
+        env, seen = ToyEnv(12), []
+        s, _ = env.reset(seed=4)
+        actor.reset()
+        for _ in range(12):
+            seen.append(actor(env, s))
+            s = env.step(seen[-1])[0]
+        acts[name] = np.stack(seen)
+    assert np.allclose(acts["base"], acts["planner"], atol=1e-6)
+
+
 def test_streaming_quaternion_continuity_matches_the_batch_rule():
     from wav.domains.manipulation import continuous_quaternions, quaternion_slices
     from wav.planning.agent import continue_quaternions

@@ -205,8 +205,10 @@ def load_demos(path: str):
     trajs, _ = load_trajectories(path)
     held, _ = load_trajectories(path, filter_key="eval")
     heldout = {(t.source, t.seed) for t in held}
-    pick = lambda expert, out: [(t.states, t.actions) for t in trajs if (t.source == "expert") == expert and ((t.source, t.seed) in heldout) == out]  # noqa: E731
-    return Demos(pick(True, False), pick(False, False), pick(True, True), pick(False, True))
+    groups = {(e, o): [t for t in trajs if (t.source == "expert") == e and ((t.source, t.seed) in heldout) == o] for e in (True, False) for o in (False, True)}
+    pairs = {k: [(t.states, t.actions) for t in v] for k, v in groups.items()}
+    return Demos(pairs[True, False], pairs[False, False], pairs[True, True], pairs[False, True],
+                 [t.success for t in groups[False, False] + groups[False, True]])
 
 
 def _env(task: str):
@@ -306,14 +308,15 @@ def report(exp: RobotDownstreamExperiment, strategies: tuple[str, ...] | None = 
                 per.setdefault(n, {})[k] = {"reward": float(np.mean([e["reward"] for e in eps])), "success": float(np.mean([e["success"] for e in eps])),
                                             "seconds_per_episode": float(np.mean([e["seconds"] for e in eps])), "plan_ms": float(np.mean(plan)) if plan else None,
                                             "auc": (fit.get("reward_heldout_trajectory") or {}).get("auc"),
-                                            "auc_state": (fit.get("reward_heldout_state") or {}).get("auc"), "fit_seconds": fit.get("fit_seconds")}
+                                            "auc_state": (fit.get("reward_heldout_state") or {}).get("auc"),
+                                            "auc_success": (fit.get("reward_success_vs_failure") or {}).get("auc"), "fit_seconds": fit.get("fit_seconds")}
     entries = {}
     for n, by_seed in per.items():
         e = {"seeds": sorted(by_seed)}
         for m, bounds in (("reward", (0.0, np.inf)), ("success", (0.0, 1.0))):
             mean, lo, hi = mean_ci([v[m] for v in by_seed.values()], bounds=bounds)
             e[m], e[f"{m}_ci"] = mean, [lo, hi]
-        for m in ("seconds_per_episode", "plan_ms", "auc", "auc_state", "fit_seconds"):
+        for m in ("seconds_per_episode", "plan_ms", "auc", "auc_state", "auc_success", "fit_seconds"):
             vals = [v[m] for v in by_seed.values() if v[m] is not None]
             e[m] = float(np.mean(vals)) if vals else None
         entries[n] = e
@@ -358,7 +361,7 @@ def markdown_table(results: dict) -> str:
     lines = [f"Downstream planning on {task} (SAILOR protocol: discriminator reward + critic + MPPI residuals around a fixed base "
              f"diffusion policy), {results['episodes']} episodes x {results['n_seeds']} seeds, preset `{results['preset']}`: mean over seeds "
              "[95% CI]. Reward = the env's success reward summed over an episode; paired differences over seeds.",
-             "", "| policy | reward ↑ | success ↑ | − base reward (p) | − base success (p) | wav − X reward (p) | reward-model AUC (held-out trajectories / states) | ms per planning step | published reward |",
+             "", "| policy | reward ↑ | success ↑ | − base reward (p) | − base success (p) | wav − X reward (p) | reward AUC: expert vs learner, held-out trajectories / states; successful vs failed learner trajectories | ms per planning step | published reward |",
              "|---|---|---|---|---|---|---|---|---|"]
     names = {"oracle": 2, "wav": 0}
     base = results.get("base")
@@ -366,7 +369,7 @@ def markdown_table(results: dict) -> str:
         lines.append(f"| base policy alone | {_ci(base, 'reward')} | {_ci(base, 'success')} | — | — | — | — | — | — |")
     for n, e in results["strategies"].items():
         vb = results["paired_vs_base"].get(n, {})
-        auc = " / ".join(f"{e[m]:.2f}" if e.get(m) is not None else "—" for m in ("auc", "auc_state"))
+        auc = " / ".join(f"{e[m]:.2f}" if e.get(m) is not None else "—" for m in ("auc", "auc_state", "auc_success"))
         published = f"{pub[names[n]]} ({PUBLISHED_NAMES[n]})" if pub and n in names else (f"best baseline {pub[1]}" if pub and n == results.get("best_non_oracle") else "—")
         ms = f"{e['plan_ms']:.1f}" if e.get("plan_ms") is not None else "—"
         lines.append(f"| {n} | {_ci(e, 'reward')} | {_ci(e, 'success')} | {_p(vb.get('reward'))} | {_p(vb.get('success'))} | "

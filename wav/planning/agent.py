@@ -37,6 +37,8 @@ class Demos:
     learner: list
     expert_heldout: list
     learner_heldout: list
+    learner_success: list | None = None
+    """whether each learner trajectory (train, then held-out) succeeded: is the reward aligned with the task?"""
 
 
 # --------------------------------------------------------------------------- latents of recorded trajectories
@@ -109,7 +111,11 @@ def prepare(rssm, demos: Demos, policy, layout: dict, cfg: PlanningConfig, seed:
         nh = len(demos.expert_heldout)
         by_traj = separation(np.array([float(s.mean()) for s in scores[:nh]]), np.array([float(s.mean()) for s in scores[nh:]]), threshold)
         by_state = separation(torch.cat(scores[:nh]).numpy() if nh else np.zeros(0), torch.cat(scores[nh:]).numpy() if len(scores) > nh else np.zeros(0), threshold)
-        train_sep = separation(np.array([float(disc(f).mean()) for f in feats[:ne]]), np.array([float(disc(f).mean()) for f in feats[ne:]]), threshold)
+        learner_scores = np.array([float(disc(f).mean()) for f in feats[ne:]] + [float(s.mean()) for s in scores[nh:]])
+        train_sep = separation(np.array([float(disc(f).mean()) for f in feats[:ne]]), learner_scores[: len(demos.learner)], threshold)
+        ok = np.asarray(demos.learner_success if demos.learner_success is not None else [], bool)
+        # does a higher reward mean a successful episode? learner trajectories, by outcome
+        by_success = separation(learner_scores[ok], learner_scores[~ok], float(np.median(learner_scores))) if len(ok) == len(learner_scores) else {"auc": None, "accuracy": None}
     t1 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed + 1)
     chunks = base_chunks(policy, train, gen)  # (N, P, A)
@@ -118,6 +124,7 @@ def prepare(rssm, demos: Demos, policy, layout: dict, cfg: PlanningConfig, seed:
     critic, critic_log = fit_critic(rssm, disc, (h, z), chunks, cfg.critic, seed + 2)
     diagnostics = {
         "reward_heldout_trajectory": by_traj, "reward_heldout_state": by_state, "reward_train_trajectory": train_sep,
+        "reward_success_vs_failure": by_success, "learner_success_rate": float(ok.mean()) if len(ok) else None,
         "reward_loss": disc_log, "critic_loss": critic_log,
         "expert_trajectories": ne, "learner_trajectories": len(demos.learner),
         "heldout_trajectories": [len(demos.expert_heldout), len(demos.learner_heldout)],
