@@ -179,3 +179,58 @@ def test_fit_gives_the_same_model_with_one_or_two_threads():
     finally:
         torch.set_num_threads(before)
     assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])
+
+
+def _rows(tr):
+    return (*map(torch.from_numpy, tr.features()[:1]), torch.from_numpy(tr.actions), torch.from_numpy(tr.features()[1]))
+
+
+def _snapshots(rows, cfg, seed=0):
+    """A plain fit of `cfg` (no average, no selection) with the weights after every epoch."""
+    model, snaps = build(GridWorldModel, SMALL_WM, 0), []
+    fit(model, rows, dataclasses.replace(cfg, average_last=0, keep_best_train=False), seed=seed,
+        log=lambda epoch, hist: snaps.append({k: v.clone() for k, v in model.state_dict().items()}))
+    return snaps
+
+
+def _eval_loss(state, rows):
+    model = build(GridWorldModel, SMALL_WM, 0)
+    model.load_state_dict(state)
+    model.eval()
+    with torch.no_grad():
+        return float(model.training_loss(*rows))
+
+
+def test_average_last_ends_with_the_mean_of_the_last_epochs():
+    rows = _rows(_transitions())
+    cfg = TrainConfig(epochs=6, lr=1e-2, batch_size=16, val_fraction=0, average_last=3)
+    snaps = _snapshots(rows, cfg)  # the same seed draws the same batches: averaging draws nothing
+    model = build(GridWorldModel, SMALL_WM, 0)
+    h = fit(model, rows, cfg, seed=0)
+    assert h.best_epoch == -1 and len(h.train_loss) == 6
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, torch.stack([s[k] for s in snaps[-3:]]).mean(0))
+    assert any(not torch.equal(v, snaps[-1][k]) for k, v in model.state_dict().items())  # not the last epoch's weights
+
+
+def test_keep_best_train_restores_the_epoch_with_the_lowest_loss_on_the_labels():
+    rows = _rows(_transitions())
+    cfg = TrainConfig(epochs=8, lr=0.3, batch_size=8, val_fraction=0, keep_best_train=True)  # lr 0.3: the loss jumps about
+    snaps = _snapshots(rows, cfg)
+    losses = [_eval_loss(s, rows) for s in snaps]
+    best = int(np.argmin(losses))
+    assert best != len(snaps) - 1, "the test needs a fit whose last epoch is not its best"
+    model = build(GridWorldModel, SMALL_WM, 0)
+    h = fit(model, rows, cfg, seed=0)
+    assert h.best_epoch == best and h.val_loss == []
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, snaps[best][k])
+    # with a tail average too, the fit ends with whichever of the two has the lower loss on the labels
+    both = dataclasses.replace(cfg, average_last=4)
+    avg = {k: torch.stack([s[k] for s in snaps[-4:]]).mean(0) for k in snaps[-1]}
+    model = build(GridWorldModel, SMALL_WM, 0)
+    h = fit(model, rows, both, seed=0)
+    want = avg if _eval_loss(avg, rows) < losses[best] else snaps[best]
+    assert h.best_epoch == (-1 if want is avg else best)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, want[k])

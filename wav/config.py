@@ -29,6 +29,13 @@ class TrainConfig:
     """epochs without validation improvement before stopping (ignored without a validation split)"""
     max_seconds: float = 600.0
     """wall-clock cap on one fit; training stops after the epoch that crosses it"""
+    average_last: int = 0
+    """without a validation split: end with the mean of the weights after each of the last N epochs
+    (a tail average, SWA-style); 0 keeps the last epoch's weights"""
+    keep_best_train: bool = False
+    """without a validation split: end with the weights of the epoch whose deterministic (eval-mode)
+    loss on all the training data is lowest (one extra pass per epoch); with `average_last`, the tail
+    average is a candidate too"""
 
 
 @dataclass(frozen=True)

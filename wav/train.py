@@ -10,6 +10,7 @@ another kind or config.
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
 import sys
@@ -36,6 +37,7 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = -1
+    """the epoch whose weights the fit ended with (-1: a tail average, `TrainConfig.average_last`)"""
     seconds: float = 0.0
     stopped_early: bool = False
 
@@ -98,6 +100,8 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     clip = getattr(model, "clip_grad", None)
     hist, best, best_state, bad = History(), float("inf"), None, 0
+    tail = collections.deque(maxlen=cfg.average_last) if cfg.average_last > 0 and not n_val else None
+    pick = cfg.keep_best_train and not n_val  # the best epoch on the training data (no split to choose on)
     start = last = time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
@@ -125,6 +129,12 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
                 best, best_state, bad, hist.best_epoch = v, copy.deepcopy(model.state_dict()), 0, epoch
             else:
                 bad += 1
+        if tail is not None:
+            tail.append(copy.deepcopy(model.state_dict()))
+        if pick:
+            v = _eval_loss(model, train)
+            if v < best - 1e-6:
+                best, best_state, hist.best_epoch = v, copy.deepcopy(model.state_dict()), epoch
         if log is not None:
             log(epoch, hist)
         if n_val and bad >= cfg.patience:
@@ -135,6 +145,13 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
             print(f"fit {type(model).__name__}: stopped by the {cfg.max_seconds:.0f} s time guard after epoch {epoch + 1}/{cfg.epochs} "
                   "(the model now depends on this machine's speed)", file=sys.stderr, flush=True)
             break
+    if tail:  # the tail average; with keep_best_train it competes with the epochs' end points
+        avg = average_states(list(tail))
+        if pick:
+            model.load_state_dict(avg)
+            v = _eval_loss(model, train)
+        if not pick or v < best - 1e-6:
+            best_state, hist.best_epoch = avg, -1  # -1: the weights are the tail average, no single epoch's
     if best_state is not None:
         model.load_state_dict(best_state)
     else:
@@ -142,6 +159,21 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
     model.eval()
     hist.seconds = time.perf_counter() - start
     return hist
+
+
+def _eval_loss(model: nn.Module, data) -> float:
+    """Mean deterministic (eval-mode, no generator) loss over a sampler's items."""
+    model.eval()
+    with torch.no_grad():
+        return sum(float(model.training_loss(*chunk)) * len(chunk[0]) for chunk in data.chunks(1024)) / max(len(data), 1)
+
+
+def average_states(states: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The elementwise mean of state dicts (floating tensors); other entries (integer counters) from the last."""
+    out = {}
+    for k, v in states[-1].items():
+        out[k] = torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v.clone()
+    return out
 
 
 def build(cls, cfg, seed: int) -> nn.Module:
