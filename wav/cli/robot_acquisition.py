@@ -36,6 +36,8 @@ def register(top, groups) -> None:
     p.add_argument("--ray-address", default=None, help="Ray cluster address (backend ray)")
     p.add_argument("--jobs", type=positive_int, default=min(os.cpu_count() or 1, 2), help="parallel seed jobs (local backend)")
     p.add_argument("--out", type=output_dir, default="runs/robot-acquisition", help="output folder (resumable: finished runs with the same settings are skipped)")
+    p.add_argument("--error-scale", default="warmup", choices=["warmup", "pooled"],
+                   help="per-feature scale of the squared errors: std of the warm-up states, or of the warm-up and explore states")
     p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     p.set_defaults(func=cmd_robot_acquisition)
@@ -53,7 +55,7 @@ def cmd_robot_acquisition(args) -> int:
         raise ValueError(f"--strategies: unknown {bad or 'none given'}; known: {sorted(REGISTRY)}")
     exp = RobotAcquisitionExperiment(task=args.task, data=args.data, warmup=args.warmup, out=args.out, seeds=tuple(args.seeds), strategies=names,
                                      preset=args.preset, rounds=args.rounds, budget=args.budget, backend=args.backend, jobs=args.jobs,
-                                     ray_address=args.ray_address, force=args.force)
+                                     ray_address=args.ray_address, force=args.force, error_scale=args.error_scale)
     results = run(exp, progress=not args.json)
     print(open(os.path.join(args.out, "table.md")).read())
     print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")

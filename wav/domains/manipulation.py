@@ -356,6 +356,9 @@ class ManipulationDomain:
     """schedule of the action-free generator (on every state of the action-free trajectories)"""
     task: str | None = None
     """the simulator task of the online loop (None: pool protocol only)"""
+    scale: tuple[float, ...] | None = None
+    """per-feature error scale of every RSSM built (None: `standardiser` of the data it is built on, the
+    warm-up set); an experiment sets it to compare scalings (`RobotAcquisitionExperiment.error_scale`)"""
     space: Box = field(default=Box(7))
 
     def batch(self, data: TrajectorySet) -> TransitionBatch:
@@ -377,7 +380,8 @@ class ManipulationDomain:
             from wav.models.rssm import RSSM, preset
 
             cfg = preset(self.rssm_preset, state_dim=d, action_dim=a, members=members if part == "ensemble" else 1)
-            return RSSMWorldModel(build(RSSM, cfg, seed), standardiser(data), self.window).eval()
+            scale = torch.tensor(self.scale, dtype=torch.float32) if self.scale is not None else standardiser(data)
+            return RSSMWorldModel(build(RSSM, cfg, seed), scale, self.window).eval()
         if part in ("inverse", "dense_inverse"):
             from wav.data.sequences import inverse_triples
             from wav.models.latent_inverse import LatentInverseModel, preset

@@ -82,10 +82,26 @@ class RobotAcquisitionExperiment:
     ray_address: str | None = None
     force: bool = False
     """redo finished runs whose recorded settings differ (default: refuse to mix them)"""
+    error_scale: str = "warmup"
+    """per-feature scale of the squared errors (scores and evaluation alike): `warmup` = the std of the warm-up
+    states (the issue's metric); `pooled` = the std of the warm-up and explore states (action-free data every
+    strategy may read), under which a feature that barely moves in the warm-up set (a cube's quaternion) does
+    not dominate"""
 
     @property
     def domain(self) -> ManipulationDomain:
         return lookup(DOMAIN_PRESETS, self.preset)
+
+    def scaled_domain(self, data: PoolData) -> ManipulationDomain:
+        """The domain with the error scale this experiment asks for (`error_scale`)."""
+        from wav.domains.manipulation import standardiser
+
+        if self.error_scale == "warmup":
+            return self.domain
+        if self.error_scale == "pooled":
+            both = self.domain.concat([data.seed_set, data.pool])
+            return replace(self.domain, scale=tuple(float(x) for x in standardiser(both)))
+        raise ValueError(f"error_scale must be 'warmup' or 'pooled', got {self.error_scale!r}")
 
     @property
     def round(self) -> RoundConfig:
@@ -139,8 +155,9 @@ def _digest(path: Path) -> str:
 
 def settings(exp: RobotAcquisitionExperiment, strategy: str, seed: int, digest: str) -> dict:
     """What a run's result depends on (compared on resume; worker counts and backends are not in it)."""
-    return {"strategy": strategy, "seed": seed, "task": exp.task, "data": os.path.abspath(pool_file(exp.data)), "data_sha1": digest,
-            "warmup": exp.warmup, "domain": asdict(exp.domain), "round": asdict(exp.round), "pool": asdict(exp.protocol)}
+    out = {"strategy": strategy, "seed": seed, "task": exp.task, "data": os.path.abspath(pool_file(exp.data)), "data_sha1": digest,
+           "warmup": exp.warmup, "domain": asdict(exp.domain), "round": asdict(exp.round), "pool": asdict(exp.protocol)}
+    return out | ({"error_scale": exp.error_scale} if exp.error_scale != "warmup" else {})  # earlier runs' settings stay valid
 
 
 def run_dir(exp: RobotAcquisitionExperiment, strategy: str, seed: int) -> Path:
@@ -199,7 +216,7 @@ def probe(exp: RobotAcquisitionExperiment, data: PoolData) -> None:
     from wav.domains.manipulation import RecordedFuture
     from wav.loop import shared_parts
 
-    domain, rnd = exp.domain, exp.round
+    domain, rnd = exp.scaled_domain(data), exp.round  # an unknown error_scale is refused here, before any work
     needs = [make_strategy(s) for s in exp.strategies]
     parts = {p: domain.build(p, data.seed_set, 0, rnd.ensemble_members if p == "ensemble" else 1) for p in shared_parts(needs)}
     cand = domain.batch(domain.subset(data.pool, np.arange(min(2, len(data.pool)))))
@@ -223,7 +240,7 @@ def _seed_job(exp: RobotAcquisitionExperiment, seed: int, strategies: tuple[str,
     set_threads(1)
     t0 = time.perf_counter()
     data = load_data(exp)
-    domain = exp.domain
+    domain = exp.scaled_domain(data)
     needs = [make_strategy(s) for s in strategies]
     parts = {"world_model": domain.fit("world_model", data.seed_set, seed)}
     start, oracle = domain.evaluate(parts["world_model"], data), pool_oracle(domain, parts["world_model"], data.pool)
@@ -333,7 +350,7 @@ def report(exp: RobotAcquisitionExperiment) -> dict:
         stats = [mean_ci(per_round[r], bounds=RANGES["pred_error"]) for r in rounds]
         curves[s] = {"labels": [labels[r] for r in rounds], "acquired": [labels[r] - labels[rounds[0]] for r in rounds],
                      "pred_error": [m for m, _, _ in stats], "ci": [[lo, hi] for _, lo, hi in stats]}
-    results = {"task": exp.task, "warmup": exp.warmup, "preset": exp.preset, "n_seeds": len(exp.seeds), "rounds": exp.rounds,
+    results = {"task": exp.task, "warmup": exp.warmup, "preset": exp.preset, "n_seeds": len(exp.seeds), "rounds": exp.rounds, "error_scale": exp.error_scale,
                "budget": exp.protocol.budget, "data": str(pool_file(exp.data)), "strategies": strategies, "paired_wav_minus": paired,
                "curves": curves, "sample_efficiency": sample_efficiency(curves)}
     out = Path(exp.out)
@@ -350,7 +367,8 @@ def markdown_table(results: dict) -> str:
     names = ("oracle", "wav", "wav-dense", "ensemble", "progress", "random")
     lines = [f"Robot acquisition on {task} (pool protocol), warm-up {results['warmup']}, {results['rounds']} rounds x {results['budget']} trajectories, "
              f"{results['n_seeds']} seeds, preset `{results['preset']}`: mean [95% CI]. Error = 32-step open-loop squared error on the eval "
-             "partition, standardised by the warm-up set (after the last round); Spearman/Kendall = round-1 scores vs the oracle error.",
+             f"partition, standardised by the {'warm-up and explore states' if results.get('error_scale') == 'pooled' else 'warm-up set'} "
+             "(after the last round); Spearman/Kendall = round-1 scores vs the oracle error.",
              "", "| strategy | reads candidate actions | error ↓ | error after round 1 | ee / robot / object error | Spearman ↑ | Kendall ↑ | wav − X error (p) | published error (image units) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s, e in results["strategies"].items():
