@@ -8,13 +8,13 @@ kind or state layout) is refused in one line naming the file and the field, exit
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import sys
 import time
 
 from wav.cli.checks import CheckError, add_parser, guard, input_file, output_file, positive_int
+from wav.experiments.common import file_sha1
 
 PRESETS = ("debug", "cpu", "paper")
 CHECKPOINT_KIND = {"rssm": "rssm", "robot-inverse": "latent-inverse"}
@@ -44,14 +44,6 @@ def _horizon(text: str) -> int:
     if value < 2:
         raise CheckError(f"must be >= 2 (a window needs a first frame and one predicted step), got {value}")
     return value
-
-
-def _sha1(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_partition(path: str, key: str):
@@ -173,7 +165,7 @@ def cmd_train(args) -> int:
     seconds = time.perf_counter() - t0
     net = model.rssm if part == "world_model" else model.model
     meta = {"task": env_args.get("task"), "preset": args.preset, "model": "rssm" if part == "world_model" else part,
-            "layout": env_args["layout"], "filter": args.filter, "data": os.path.abspath(args.data), "data_sha1": _sha1(args.data),
+            "layout": env_args["layout"], "filter": args.filter, "data": os.path.abspath(args.data), "data_sha1": file_sha1(args.data),
             "trajectories": len(data), "transitions": sum(len(a) for _, a in data.trajectories), "seed": args.seed,
             "train": dataclasses.asdict(train), "seconds": round(seconds, 2)}
     if part == "world_model":

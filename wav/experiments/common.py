@@ -194,6 +194,17 @@ def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs
     return results
 
 
+def file_sha1(path) -> str:
+    """SHA-1 of a file's bytes (what a run's settings record of its input files)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

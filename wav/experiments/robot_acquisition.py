@@ -12,7 +12,6 @@ the top B trajectories, continue training the RSSM on all labels) and is evaluat
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import sys
 import time
@@ -25,7 +24,7 @@ from wav.config import PoolConfig, RoundConfig, ScoringConfig, TrainConfig, pres
 from wav.domains.base import PoolData
 from wav.domains.manipulation import DOMAIN_PRESETS, GUARD_SECONDS, ManipulationDomain, TrajectorySet
 from wav.experiments.acquisition_report import _fmt
-from wav.experiments.common import check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json
+from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json
 from wav.stats import RANGES, mean_ci, metric_ci, paired_difference
 
 STRATEGIES = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
@@ -143,14 +142,6 @@ def load_data(exp: RobotAcquisitionExperiment) -> PoolData:
     if not parts["seed_set"].layout.get("groups"):
         raise DataError(f"{path}: data.attrs['env_args'].layout: missing (names, sizes, groups of the flat state)")
     return PoolData(seed_set=parts["seed_set"], pool=parts["pool"], test=parts["test"])
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def settings(exp: RobotAcquisitionExperiment, strategy: str, seed: int, digest: str) -> dict:
@@ -272,7 +263,7 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True) -> dict:
     for s in exp.strategies:
         make_strategy(s)  # unknown names fail here
     probe(exp, load_data(exp))  # every bad input is refused before any work
-    digest = _digest(pool_file(exp.data))
+    digest = file_sha1(pool_file(exp.data))
     check_resume({run_dir(exp, s, seed): settings(exp, s, seed, digest) for seed in exp.seeds for s in exp.strategies}, exp.force)
     if exp.backend == "ray":
         connect_ray(exp.ray_address)

@@ -25,8 +25,8 @@ import numpy as np
 
 from wav.config import OnlineConfig, RoundConfig, ScoringConfig, preset as lookup
 from wav.domains.manipulation import DOMAIN_PRESETS, ManipulationDomain
-from wav.experiments.common import check_resume, connect_ray, is_done, read_metrics, records, run_jobs, write_json
-from wav.experiments.robot_acquisition import ROUND_PRESETS as POOL_ROUNDS, RobotAcquisitionExperiment, _digest, load_data, pool_file
+from wav.experiments.common import check_resume, file_sha1, connect_ray, is_done, read_metrics, records, run_jobs, write_json
+from wav.experiments.robot_acquisition import ROUND_PRESETS as POOL_ROUNDS, RobotAcquisitionExperiment, load_data, pool_file
 from wav.stats import RANGES, mean_ci, paired_difference
 
 STRATEGIES = ("random", "ensemble", "wav")
@@ -143,7 +143,7 @@ def _seed_job(exp: RobotOnlineExperiment, seed: int, strategies: tuple[str, ...]
 def run(exp: RobotOnlineExperiment, progress: bool = True) -> dict:
     """Validate, run (or resume) every (strategy, seed), write the report; returns results.json's content."""
     check(exp)
-    digest = _digest(pool_file(exp.data))
+    digest = file_sha1(pool_file(exp.data))
     check_resume({run_dir(exp, s, seed): settings(exp, s, seed, digest) for seed in exp.seeds for s in exp.strategies}, exp.force)
     if exp.backend == "ray":
         connect_ray(exp.ray_address)
