@@ -52,7 +52,8 @@ def step_ms(preset: str, state_dim: int, calls: int, threads: int) -> dict:
 
 
 ABLATIONS = {"full": {}, "no residual (clamp 0)": {"clamp": 0.0}, "no terminal value": {"use_value": False},
-             "no spread penalty": {"uncertainty": 0.0}, "reward only": {"use_value": False, "uncertainty": 0.0}}
+             "no spread penalty": {"uncertainty": 0.0}, "reward only": {"use_value": False, "uncertainty": 0.0},
+             "small residuals (clamp 0.05)": {"clamp": 0.05, "init_std": 0.02, "max_std": 0.05}}
 """planner variants `--ablate` runs with one fitted reward model and critic (PlannerConfig fields replaced)"""
 
 
