@@ -283,4 +283,4 @@ def test_latent_inverse_standardises_inputs_and_action_loss():
         for p in m.decoder.parameters():
             p.zero_()
         m.decoder[-1].bias.copy_(0.1 * a.mean(0))
-    assert abs(float(m.losses(s, 0.1 * a, n)["action"]) - 1.0) < 0.05
+        assert abs(float(m.losses(s, 0.1 * a, n)["action"]) - 1.0) < 0.05
