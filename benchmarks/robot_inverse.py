@@ -1,0 +1,92 @@
+"""The robot inverse models on a pool file (issue 13 item 2 targets): sparse vs vanilla (dense) latent inverse model,
+fit on a warm-up partition per seed, scored on the eval partition (held-out trajectories of every source) and on the
+explore partition (rollouts of checkpoints the warm-up never holds): action MSE, R^2 per action dim, and which layout
+groups the sparse mask keeps (and the `object` share of the kept features).
+
+    python benchmarks/robot_inverse.py --data runs/robot-PullCube-cpu --warmup 50 --seeds 0-4 --preset cpu \
+        --out benchmarks/results/robot_inverse.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wav.data.robot_io import summary  # noqa: E402
+from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, inverse_diagnostics, load_data, pool_file  # noqa: E402
+from wav.runtime import set_threads  # noqa: E402
+from wav.stats import mean_ci, paired_difference  # noqa: E402
+
+DIMS = ("x", "y", "z", "rx", "ry", "rz", "gripper")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--task", default=None, help="task name (default: the pool file's)")
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--seeds", default="0-4")
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    set_threads(1)
+    lo, _, hi = args.seeds.partition("-")
+    seeds = list(range(int(lo), int(hi or lo) + 1))
+    task = args.task or summary(pool_file(args.data))["task"]
+    exp = RobotAcquisitionExperiment(task=task, data=args.data, warmup=args.warmup, preset=args.preset)
+    data = load_data(exp)
+    rows: dict[str, dict[str, list[dict]]] = {"inverse": {"eval": [], "explore": []}, "dense_inverse": {"eval": [], "explore": []}}
+    seconds = {"inverse": [], "dense_inverse": []}
+    for seed in seeds:
+        for part in rows:
+            t = time.perf_counter()
+            model = exp.domain.fit(part, data.seed_set, seed)
+            seconds[part].append(time.perf_counter() - t)
+            for name, split in (("eval", data.test), ("explore", data.pool)):
+                rows[part][name].append(inverse_diagnostics(model, split))
+            print(f"seed {seed} {part}: eval MSE {rows[part]['eval'][-1]['action_mse']:.4f}, explore MSE {rows[part]['explore'][-1]['action_mse']:.4f} "
+                  f"({seconds[part][-1]:.0f} s)", file=sys.stderr, flush=True)
+    lines = [f"# Robot inverse models: sparse vs vanilla ({exp.task}, warm-up {args.warmup}, preset `{args.preset}`, seeds {args.seeds})", "",
+             f"Command: `python benchmarks/robot_inverse.py --data {args.data} --warmup {args.warmup} --seeds {args.seeds} --preset {args.preset} --out {args.out}`  ",
+             f"Machine: {platform.processor() or platform.machine()}, shared 2 cores, one torch thread; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
+             f"Fit time per model (s): sparse {np.mean(seconds['inverse']):.1f}, dense {np.mean(seconds['dense_inverse']):.1f}.", "",
+             "`eval` = held-out trajectories of every source; `explore` = rollouts of the checkpoints that never enter the warm-up set. "
+             "Mean over seeds [95% CI]; R^2 per action dim is the mean over seeds (min over seeds in brackets).", "",
+             "| partition | model | action MSE | " + " | ".join(f"R^2 {d}" for d in DIMS) + " | kept ee / robot / object | object share of kept |",
+             "|---|---|---|" + "---|" * len(DIMS) + "---|---|"]
+    for name in ("eval", "explore"):
+        for part, label in (("inverse", "sparse"), ("dense_inverse", "vanilla")):
+            rs = rows[part][name]
+            mse, lo_, hi_ = mean_ci([r["action_mse"] for r in rs])
+            r2 = np.array([[np.nan if x is None else x for x in r["r2_by_dim"]] for r in rs], float)
+            kept = {g: np.mean([r["kept_by_group"].get(g, np.nan) for r in rs]) for g in ("ee", "robot", "object")}
+            share = np.mean([_object_share(r, data.test.layout) for r in rs]) if part == "inverse" else float("nan")
+            lines.append(f"| {name} | {label} | {mse:.4f} [{lo_:.4f}, {hi_:.4f}] | " + " | ".join(f"{m:.2f} ({n:.2f})" for m, n in zip(r2.mean(0), r2.min(0)))
+                         + f" | {kept['ee']:.2f} / {kept['robot']:.2f} / {kept['object']:.2f} | " + ("—" if np.isnan(share) else f"{share:.1%}") + " |")
+        d = paired_difference([r["action_mse"] for r in rows["inverse"][name]], [r["action_mse"] for r in rows["dense_inverse"][name]])
+        lines.append(f"| {name} | sparse − vanilla MSE | {d['mean']:+.4f} (paired t p={d['p_ttest']:.3g}) |" + " |" * (len(DIMS) + 2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _object_share(row: dict, layout: dict) -> float:
+    """Share of the kept features that are `object` features (kept_by_group is a per-group share)."""
+    sizes = {}
+    for g, n in zip(layout["groups"], layout["sizes"]):
+        sizes[g] = sizes.get(g, 0) + int(n)
+    kept = {g: row["kept_by_group"].get(g, 0.0) * sizes.get(g, 0) for g in sizes}
+    total = sum(kept.values())
+    return kept.get("object", 0.0) / total if total > 0 else float("nan")
+
+
+if __name__ == "__main__":
+    main()
