@@ -205,6 +205,16 @@ def file_sha1(path) -> str:
     return h.hexdigest()
 
 
+def strategy_bars(ax, strategies: dict, metric: str) -> None:
+    """One bar per strategy of `strategies[name][metric]` with its 95% CI (`<metric>_ci`) as error bars; WAV in red."""
+    names = list(strategies)
+    vals = np.array([strategies[s].get(metric) if strategies[s].get(metric) is not None else np.nan for s in names], float)
+    cis = np.array([[x if x is not None else np.nan for x in strategies[s].get(f"{metric}_ci", [np.nan, np.nan])] for s in names], float).reshape(-1, 2)
+    err = np.nan_to_num(np.abs(np.stack([vals - cis[:, 0], cis[:, 1] - vals]))) if names else None
+    ax.bar(range(len(names)), np.nan_to_num(vals), yerr=err, capsize=4, color=["#d62728" if s == "wav" else "#7f7f7f" for s in names])
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

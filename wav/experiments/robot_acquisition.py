@@ -24,7 +24,7 @@ from wav.config import PoolConfig, RoundConfig, ScoringConfig, TrainConfig, pres
 from wav.domains.base import PoolData
 from wav.domains.manipulation import DOMAIN_PRESETS, GUARD_SECONDS, ManipulationDomain, TrajectorySet
 from wav.experiments.acquisition_report import _fmt
-from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json
+from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, strategy_bars, write_json
 from wav.stats import RANGES, mean_ci, metric_ci, paired_difference
 
 STRATEGIES = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
@@ -395,14 +395,9 @@ def plot(results: dict, path: Path) -> None:
 
     from wav.data.io import atomic_write
 
-    strat = list(results["strategies"])
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for ax, (m, title) in zip(axes[:2], [("pred_error", "32-step open-loop error ↓"), ("spearman", "Spearman ρ with oracle (round 1) ↑")]):
-        vals = np.array([results["strategies"][s].get(m) if results["strategies"][s].get(m) is not None else np.nan for s in strat], float)
-        cis = np.array([[x if x is not None else np.nan for x in results["strategies"][s].get(f"{m}_ci", [np.nan, np.nan])] for s in strat], float).reshape(-1, 2)
-        err = np.nan_to_num(np.abs(np.stack([vals - cis[:, 0], cis[:, 1] - vals])))
-        ax.bar(range(len(strat)), np.nan_to_num(vals), yerr=err, capsize=4, color=["#d62728" if s == "wav" else "#7f7f7f" for s in strat])
-        ax.set_xticks(range(len(strat)), strat, rotation=30, ha="right")
+        strategy_bars(ax, results["strategies"], m)
         ax.set_title(title)
     ax = axes[2]
     for s, c in results.get("curves", {}).items():

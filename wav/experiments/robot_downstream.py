@@ -12,7 +12,6 @@ writes results.json, table.md and figure.png.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wav.experiments.common import check_resume, is_done, read_metrics, run_jobs, write_json
+from wav.experiments.common import check_resume, file_sha1, is_done, read_metrics, run_jobs, strategy_bars, write_json
 from wav.experiments.robot_acquisition import PUBLISHED_NAMES, STRATEGIES, WORLD_MODEL
 from wav.planning.agent import PlanningConfig
 from wav.planning.critic import CriticConfig
@@ -101,14 +100,6 @@ class Inputs:
     policy: str
     policy_success: float | None
     layout: dict
-
-
-def _sha1(path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def pick_policy(build_dir: Path) -> tuple[Path, float | None]:
@@ -260,7 +251,7 @@ def run(exp: RobotDownstreamExperiment, progress: bool = True) -> dict:
         raise ValueError(f"--episodes must be >= 1, got {exp.n_episodes}")
     inputs = resolve(exp)
     require_simulator(exp.task)
-    digests = {p: _sha1(p) for p in {inputs.policy, inputs.data, *inputs.world_models.values()}}
+    digests = {p: file_sha1(p) for p in {inputs.policy, inputs.data, *inputs.world_models.values()}}
     names = (BASE, *inputs.strategies)
     want = {(n, k): settings(exp, inputs, n, k, digests) for k in exp.seeds for n in names}
     check_resume({run_dir(exp, n, k): s for (n, k), s in want.items()}, exp.force)
@@ -390,18 +381,13 @@ def plot(results: dict, path: Path) -> None:
 
     from wav.data.io import atomic_write
 
-    strat = list(results["strategies"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, m in zip(axes, ("reward", "success")):
-        vals = np.array([results["strategies"][s].get(m) if results["strategies"][s].get(m) is not None else np.nan for s in strat], float)
-        cis = np.array([[x if x is not None else np.nan for x in results["strategies"][s].get(f"{m}_ci", [np.nan, np.nan])] for s in strat], float).reshape(-1, 2)
-        err = np.nan_to_num(np.abs(np.stack([vals - cis[:, 0], cis[:, 1] - vals]))) if len(strat) else None
-        ax.bar(range(len(strat)), np.nan_to_num(vals), yerr=err, capsize=4, color=["#d62728" if s == "wav" else "#7f7f7f" for s in strat])
+        strategy_bars(ax, results["strategies"], m)
         base = results.get("base") or {}
         if base.get(m) is not None and np.isfinite(base[m]):
             ax.axhline(base[m], ls="--", color="k", lw=1, label="base policy alone")
             ax.legend(fontsize=7)
-        ax.set_xticks(range(len(strat)), strat, rotation=30, ha="right")
         ax.set_title(f"episode {m} ↑")
     fig.suptitle(f"{results['task']}: planning with each strategy's world model, {results['n_seeds']} seeds x {results['episodes']} episodes (95% CI)")
     fig.tight_layout()
