@@ -18,7 +18,7 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.acquisition_report import markdown_table, plot
-from wav.experiments.common import cached_transitions, check_resume, connect_ray, is_done, records, read_metrics, run_jobs, sample_efficiency, write_json
+from wav.experiments.common import cached_transitions, check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json, write_report
 from wav.config import POOL_PRESETS, ROUND_PRESETS, PoolConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
 from wav.domains.minigrid import MiniGridDomain, domain_preset
@@ -366,11 +366,7 @@ def report(exp: AcquisitionExperiment) -> dict:
     curves = learning_curves(exp)
     results = {"strategies": strategies, "paired_wav_minus": paired, "curves": curves, "sample_efficiency": sample_efficiency(curves),
                "preset": exp.preset, "models": exp.domain.models, "test_overlap": exp.test_overlap, "n_seeds": len(exp.seeds)}
-    out = Path(exp.out)
-    write_json(out / "results.json", results)
-    (out / "table.md").write_text(markdown_table(results))
-    plot(results, out / "figure.png")
-    return results
+    return write_report(exp.out, results, markdown_table, plot)
 
 
 def learning_curves(exp: AcquisitionExperiment) -> dict:

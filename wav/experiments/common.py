@@ -215,6 +215,16 @@ def strategy_bars(ax, strategies: dict, metric: str) -> None:
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
 
 
+def write_report(out, results: dict, table: Callable[[dict], str], plot: Callable[[dict, Path], None]) -> dict:
+    """An experiment's report files from its results: results.json, table.md and figure.png in `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", results)
+    (out / "table.md").write_text(table(results))
+    plot(results, out / "figure.png")
+    return results
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from wav.experiments.acquisition import AcquisitionExperiment, absolute, inputs, prepare_data, subgoal_model
-from wav.experiments.common import check_resume, connect_ray, is_done, records, read_metrics, run_jobs, sample_efficiency, efficiency_sentence, write_json
+from wav.experiments.common import check_resume, connect_ray, efficiency_sentence, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json, write_report
 from wav.config import ONLINE_PRESETS, ROUND_PRESETS, OnlineConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
 from wav.domains.minigrid import MiniGridDomain, domain_preset, frozen_subgoals
@@ -153,11 +153,7 @@ def report(exp: OnlineExperiment) -> dict:
                 strategies[s].update(_final(per_seed, f"{suffix}_pred_error"))
             results.update({f"curves_{suffix}": extra_curves, f"paired_wav_minus_{suffix}": _paired(extra_finals),
                             f"sample_efficiency_{suffix}": sample_efficiency(extra_curves)})
-    out = Path(exp.out)
-    write_json(out / "results.json", results)
-    (out / "table.md").write_text(markdown_table(results))
-    plot(results, out / "figure.png")
-    return results
+    return write_report(exp.out, results, markdown_table, plot)
 
 
 def _curves(exp: OnlineExperiment, key: str) -> tuple[dict, dict]:

@@ -24,7 +24,7 @@ from wav.config import PoolConfig, RoundConfig, ScoringConfig, TrainConfig, pres
 from wav.domains.base import PoolData
 from wav.domains.manipulation import DOMAIN_PRESETS, GUARD_SECONDS, ManipulationDomain, TrajectorySet
 from wav.experiments.acquisition_report import _fmt
-from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, strategy_bars, write_json
+from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, strategy_bars, write_json, write_report
 from wav.stats import RANGES, mean_ci, metric_ci, paired_difference
 
 STRATEGIES = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
@@ -344,12 +344,7 @@ def report(exp: RobotAcquisitionExperiment) -> dict:
     results = {"task": exp.task, "warmup": exp.warmup, "preset": exp.preset, "n_seeds": len(exp.seeds), "rounds": exp.rounds, "error_scale": exp.error_scale,
                "budget": exp.protocol.budget, "data": str(pool_file(exp.data)), "strategies": strategies, "paired_wav_minus": paired,
                "curves": curves, "sample_efficiency": sample_efficiency(curves)}
-    out = Path(exp.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "results.json", results)
-    (out / "table.md").write_text(markdown_table(results))
-    plot(results, out / "figure.png")
-    return results
+    return write_report(exp.out, results, markdown_table, plot)
 
 
 def markdown_table(results: dict) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wav.experiments.common import check_resume, file_sha1, is_done, read_metrics, run_jobs, strategy_bars, write_json
+from wav.experiments.common import check_resume, file_sha1, is_done, read_metrics, run_jobs, strategy_bars, write_json, write_report
 from wav.experiments.robot_acquisition import PUBLISHED_NAMES, STRATEGIES, WORLD_MODEL
 from wav.planning.agent import PlanningConfig
 from wav.planning.critic import CriticConfig
@@ -325,12 +325,7 @@ def report(exp: RobotDownstreamExperiment, strategies: tuple[str, ...] | None = 
                "strategies": {n: e for n, e in entries.items() if n != BASE}, "paired_vs_base": vs_base, "paired_wav_minus": wav_minus,
                "best_non_oracle": best, "wav_beats_best_non_oracle": (entries["wav"]["reward"] >= rivals[best]) if best and "wav" in entries else None,
                "seconds_per_episode": float(np.mean(eps)) if eps else None, "planning": asdict(exp.planning), "published": PUBLISHED.get(exp.task)}
-    out = Path(exp.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "results.json", results)
-    (out / "table.md").write_text(markdown_table(results))
-    plot(results, out / "figure.png")
-    return results
+    return write_report(exp.out, results, markdown_table, plot)
 
 
 def _ci(e: dict | None, m: str, digits: int = 2) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 
 from wav.config import OnlineConfig, RoundConfig, ScoringConfig, preset as lookup
 from wav.domains.manipulation import DOMAIN_PRESETS, ManipulationDomain
-from wav.experiments.common import check_resume, file_sha1, connect_ray, is_done, read_metrics, records, run_jobs, write_json
+from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, write_json, write_report
 from wav.experiments.robot_acquisition import ROUND_PRESETS as POOL_ROUNDS, RobotAcquisitionExperiment, load_data, pool_file
 from wav.stats import RANGES, mean_ci, paired_difference
 
@@ -191,11 +191,7 @@ def report(exp: RobotOnlineExperiment) -> dict:
             paired[s] = {str(t): paired_difference([_at(rows["wav"][k], t) for k in common], [_at(rows[s][k], t) for k in common]) for t in steps}
     results = {"task": exp.task, "warmup": exp.warmup, "preset": exp.preset, "n_seeds": len(exp.seeds), "online": asdict(exp.online),
                "horizon": exp.horizon, "k": K, "strategies": final, "curves": curves, "paired_wav_minus": paired}
-    out = Path(exp.out)
-    write_json(out / "results.json", results)
-    (out / "table.md").write_text(markdown_table(results))
-    plot(results, out / "figure.png")
-    return results
+    return write_report(exp.out, results, markdown_table, plot)
 
 
 def _at(rows: list[dict], steps: int) -> float:
