@@ -145,5 +145,14 @@ def test_resume_refuses_runs_made_with_other_settings(tmp_path, capsys):
     assert len(err) == 1 and "domain.models: 'debug' -> 'generic'" in err[0] and "--force" in err[0]
     assert metrics.read_text() == first  # nothing was touched
     assert main(args + ["--models", "generic", "--force"]) == 0
-    cfg = json.loads((out / "runs" / "random" / "seed0" / "config.json").read_text())
+    cfg_path = out / "runs" / "random" / "seed0" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
     assert cfg["settings"]["domain"]["models"] == "generic"
+    # a run made before a config field existed (its record lacks the key) is kept, and the field is named
+    del cfg["settings"]["domain"]["models"]
+    cfg_path.write_text(json.dumps(cfg))
+    second = metrics.read_text()
+    capsys.readouterr()
+    assert main(args + ["--models", "generic"]) == 0
+    err = capsys.readouterr().err
+    assert "predate the settings domain.models" in err and "1 of 1 runs already finished" in err and metrics.read_text() == second

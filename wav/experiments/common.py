@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -225,6 +226,18 @@ def write_report(out, results: dict, table: Callable[[dict], str], plot: Callabl
     return results
 
 
+def unfinished_by_seed(seeds, strategies, run_dir_of: Callable[[str, int], Path], progress: bool = True) -> dict[int, tuple[str, ...]]:
+    """seed -> the strategies whose run of that seed is not done (seeds with none left are dropped); says on
+    stderr how many finished runs a resume skips."""
+    todo = {seed: tuple(s for s in strategies if not is_done(run_dir_of(s, seed))) for seed in seeds}
+    todo = {seed: s for seed, s in todo.items() if s}
+    total = len(seeds) * len(strategies)
+    skipped = total - sum(len(s) for s in todo.values())
+    if skipped and progress:
+        print(f"resume: {skipped} of {total} runs already finished, skipped", file=sys.stderr)
+    return todo
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
@@ -314,8 +327,11 @@ def normalised(settings: dict) -> dict:
 def check_resume(expected: dict[Path, dict], force: bool = False) -> int:
     """Compare each finished run's recorded settings (config.json "settings") with what this invocation
     would run. A mismatch is refused with a one-line message naming the differing keys; with `force`
-    those runs are marked unfinished and redone. Returns the number of finished runs that will be kept."""
-    kept, stale = 0, []
+    those runs are marked unfinished and redone. Returns the number of finished runs that will be kept.
+
+    A setting the record lacks is a config field added after the run was made; new fields default to the
+    behaviour before them, so such runs are kept, and one stderr line names the fields."""
+    kept, stale, added = 0, [], set()
     for run_dir, want in expected.items():
         if not is_done(run_dir):
             continue
@@ -328,8 +344,15 @@ def check_resume(expected: dict[Path, dict], force: bool = False) -> int:
             kept += 1
             continue
         a, b = _flat(have or {}), _flat(want)
-        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) if have is not None else ["settings (not recorded)"]
+        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k in a) if have is not None else ["settings (not recorded)"]
+        if not keys:
+            kept += 1
+            added |= set(b) - set(a)
+            continue
         stale.append((Path(run_dir), keys, a, b))
+    if added:
+        print(f"resume: finished runs predate the settings {', '.join(sorted(added)[:6])}{' ...' if len(added) > 6 else ''}; "
+              "kept as made with their defaults", file=sys.stderr)
     if stale and not force:
         run_dir, keys, a, b = stale[0]
         shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
