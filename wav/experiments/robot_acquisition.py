@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -24,7 +23,7 @@ from wav.config import PoolConfig, RoundConfig, ScoringConfig, TrainConfig, pres
 from wav.domains.base import PoolData
 from wav.domains.manipulation import DOMAIN_PRESETS, GUARD_SECONDS, ManipulationDomain, TrajectorySet
 from wav.experiments.acquisition_report import _fmt
-from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, strategy_bars, write_json, write_report
+from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, strategy_bars, unfinished_by_seed, write_json, write_report
 from wav.stats import RANGES, mean_ci, metric_ci, paired_difference
 
 STRATEGIES = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
@@ -271,11 +270,7 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True) -> dict:
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    todo = {seed: tuple(s for s in exp.strategies if not is_done(run_dir(exp, s, seed))) for seed in exp.seeds}
-    todo = {seed: s for seed, s in todo.items() if s}
-    skipped = len(exp.seeds) * len(exp.strategies) - sum(len(s) for s in todo.values())
-    if skipped and progress:
-        print(f"resume: {skipped} of {len(exp.seeds) * len(exp.strategies)} runs already finished, skipped", file=sys.stderr)
+    todo = unfinished_by_seed(exp.seeds, exp.strategies, lambda s, seed: run_dir(exp, s, seed), progress)
     jobs = run_jobs(_seed_job, [(exp, seed, s, digest) for seed, s in todo.items()], exp.backend, exp.jobs, exp.ray_address,
                     desc="seeds" if progress else None, ship=[pool_file(exp.data)])
     wall = time.perf_counter() - t0

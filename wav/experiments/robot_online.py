@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from wav.config import OnlineConfig, RoundConfig, ScoringConfig, preset as lookup
 from wav.domains.manipulation import DOMAIN_PRESETS, ManipulationDomain
-from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, write_json, write_report
+from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, unfinished_by_seed, write_json, write_report
 from wav.experiments.robot_acquisition import ROUND_PRESETS as POOL_ROUNDS, RobotAcquisitionExperiment, load_data, pool_file
 from wav.stats import RANGES, mean_ci, paired_difference
 
@@ -150,11 +149,7 @@ def run(exp: RobotOnlineExperiment, progress: bool = True) -> dict:
         exp = replace(exp, out=os.path.abspath(exp.out), data=os.path.abspath(pool_file(exp.data)))
     Path(exp.out).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    todo = {seed: tuple(s for s in exp.strategies if not is_done(run_dir(exp, s, seed))) for seed in exp.seeds}
-    todo = {seed: s for seed, s in todo.items() if s}
-    skipped = len(exp.seeds) * len(exp.strategies) - sum(len(s) for s in todo.values())
-    if skipped and progress:
-        print(f"resume: {skipped} of {len(exp.seeds) * len(exp.strategies)} runs already finished, skipped", file=sys.stderr)
+    todo = unfinished_by_seed(exp.seeds, exp.strategies, lambda s, seed: run_dir(exp, s, seed), progress)
     jobs = run_jobs(_seed_job, [(exp, seed, s, digest) for seed, s in todo.items()], exp.backend, exp.jobs, exp.ray_address,
                     desc="seeds" if progress else None, ship=[pool_file(exp.data)])
     results = report(exp)
