@@ -125,6 +125,51 @@ def test_wav_never_reads_the_candidates_actions(world):
     assert torch.equal(one, two) and torch.isfinite(one).all()
 
 
+def test_latent_score_space_changes_the_verification_loss_only(world):
+    """`score_space='latent'` (the release's latent-feature mismatch) changes the cycle's loss, not the
+    predictions, the oracle's true error or the evaluation; padding is ignored; unknown spaces are refused."""
+    from wav.domains.manipulation import RSSMWorldModel
+
+    seed_set, pool, test, wm = world
+    latent = RSSMWorldModel(wm.rssm, wm.scale, wm.window, score_space="latent").eval()
+    b = DOMAIN.batch(pool)
+    p_state, l_state = wm.predict_and_loss(b.states, b.actions, b.states)
+    p_latent, l_latent = latent.predict_and_loss(b.states, b.actions, b.states)
+    assert torch.allclose(p_state, p_latent, equal_nan=True, atol=1e-5)
+    assert l_latent.shape == (10,) and torch.isfinite(l_latent).all() and (l_latent >= 0).all()
+    assert not torch.allclose(l_state, l_latent)
+    assert torch.equal(latent.loss(b.states, b.actions, b.states), wm.loss(b.states, b.actions, b.states))
+    data = PoolData(seed_set, pool, test)
+    assert DOMAIN.evaluate(latent, data) == DOMAIN.evaluate(wm, data)
+    # a ragged row scores as its unpadded self
+    row = 1
+    steps = int(torch.isfinite(b.states[row]).sum()) // (7 + 7 + D_OBJ)
+    short_s, short_a = b.states[row : row + 1, : steps * 20], b.actions[row : row + 1, : (steps - 1) * 7]
+    assert torch.allclose(latent.predict_and_loss(short_s, short_a, short_s)[1], l_latent[row : row + 1], rtol=1e-4)
+    with pytest.raises(ValueError, match="score_space"):
+        RSSMWorldModel(wm.rssm, wm.scale, wm.window, score_space="pixels")
+    ens = replace(DOMAIN, score_space="latent").fit("ensemble", seed_set, 0, members=2)
+    assert ens.score_space == "latent"
+    dis = ens.disagreement(b.states, b.actions)
+    assert dis.shape == (10,) and torch.isfinite(dis).all() and (dis > 0).all()
+
+
+def test_latent_score_ranks_states_the_actions_cannot_produce_first(world):
+    """Scored with the candidate's actions, the latent mismatch is largest for the trajectory whose recorded
+    states did not follow them (the posterior reads the frames, the prior only the actions)."""
+    from wav.domains.manipulation import RSSMWorldModel
+
+    seed_set, _, _, _ = world
+    wm = DOMAIN.fit("world_model", seed_set, 0, train=replace(FAST, epochs=40))
+    latent = RSSMWorldModel(wm.rssm, wm.scale, wm.window, score_space="latent").eval()
+    trajs = [(s, a) for s, a in dataset(6, 40, 3).trajectories]
+    s, a = trajs[2]
+    trajs[2] = (s, -a)
+    cand = DOMAIN.batch(TrajectorySet.of(trajs, LAYOUT))
+    scores = latent.predict_and_loss(cand.states, cand.actions, cand.states)[1]
+    assert int(scores.argmax()) == 2
+
+
 # ----- the pool file, the experiment and the CLI (h5py) --------------------------------------------------------
 
 

@@ -38,6 +38,9 @@ def register(top, groups) -> None:
     p.add_argument("--out", type=output_dir, default="runs/robot-acquisition", help="output folder (resumable: finished runs with the same settings are skipped)")
     p.add_argument("--error-scale", default="warmup", choices=["warmup", "pooled"],
                    help="per-feature scale of the squared errors: std of the warm-up states, or of the warm-up and explore states")
+    p.add_argument("--score-space", default="state", choices=["state", "latent"],
+                   help="where wav, wav-dense and ensemble compare rollouts: standardised states, or the RSSM's latent "
+                        "features (the authors' scorer); the oracle and the evaluation stay in state units")
     p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     p.set_defaults(func=cmd_robot_acquisition)
@@ -55,7 +58,8 @@ def cmd_robot_acquisition(args) -> int:
         raise ValueError(f"--strategies: unknown {bad or 'none given'}; known: {sorted(REGISTRY)}")
     exp = RobotAcquisitionExperiment(task=args.task, data=args.data, warmup=args.warmup, out=args.out, seeds=tuple(args.seeds), strategies=names,
                                      preset=args.preset, rounds=args.rounds, budget=args.budget, backend=args.backend, jobs=args.jobs,
-                                     ray_address=args.ray_address, force=args.force, error_scale=args.error_scale)
+                                     ray_address=args.ray_address, force=args.force, error_scale=args.error_scale,
+                                     score_space=args.score_space)
     results = run(exp, progress=not args.json)
     print(open(os.path.join(args.out, "table.md")).read())
     print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")

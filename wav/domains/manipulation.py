@@ -40,6 +40,9 @@ WINDOW = 32
 """steps of an evaluation / scoring window (ROBOT.md §4.4: the 32-frame open-loop horizon)"""
 GROUP_NAMES = ("ee", "robot", "object")
 CHUNK = 256  # windows per RSSM call when scoring
+SCORE_SPACES = ("state", "latent")
+"""where the verification score compares a rollout with the recorded frames: standardised state units, or the
+RSSM's latent features (the release's `idm_wm_latent_mismatch_mse`)"""
 GUARD_SECONDS = 3600.0
 """time guard of every robot fit: far above what a preset's epochs take, so the epochs (not the machine's load)
 decide when a fit stops, and the same seed gives the same model on a busy machine (a guard that does stop a
@@ -175,10 +178,13 @@ class RSSMWorldModel(nn.Module):
     """The RSSM (`wav.models.rssm.RSSM`) as a world model on flat trajectory rows (`wav.types.WorldModel`,
     `UncertainWorldModel` with >= 2 members). `scale` (D,) standardises the errors (std of the warm-up set)."""
 
-    def __init__(self, rssm: nn.Module, scale: Tensor, window: int = WINDOW):
+    def __init__(self, rssm: nn.Module, scale: Tensor, window: int = WINDOW, score_space: str = "state"):
         super().__init__()
+        if score_space not in SCORE_SPACES:
+            raise ValueError(f"score_space must be one of {', '.join(SCORE_SPACES)}, got {score_space!r}")
         self.rssm = rssm
         self.window = int(window)
+        self.score_space = score_space
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).clone())
 
     @property
@@ -212,14 +218,45 @@ class RSSMWorldModel(nn.Module):
         return err, w.valid[:, 1:]
 
     @torch.no_grad()
+    def latent_mismatch(self, states: Tensor, actions: Tensor) -> tuple[Windows32, Tensor, Tensor]:
+        """The release's WAV score (`idm_wm_latent_mismatch_mse`, ../shared/ROBOT.md 6.3) per window step:
+        the prior's features rolled open-loop from the posterior on frame 0 under `actions` against the
+        posterior features of the recorded frames filtered under the same actions, squared error averaged
+        over features and members: (windows, (B, W-1) mismatch, (B, W-1, M, D) decoded predictions)."""
+        d, a = self.dims
+        w = cut_windows(states, actions, d, a, self.window)
+        gaps, preds = [], []
+        for i in range(0, len(w.row), CHUNK):
+            s = torch.nan_to_num(w.states[i : i + CHUNK])
+            acts = torch.nan_to_num(w.actions[i : i + CHUNK]).clamp(-1, 1)
+            h, z, _ = self.rssm.posterior(SequenceBatch(s, acts, torch.zeros(s.shape[:2], dtype=torch.bool)))
+            post = self.rssm.features(h[:, 1:], z[:, 1:])  # (B, W-1, M, F)
+            prior = self.rssm.imagine_features((h[:, 0], z[:, 0]), acts[:, :-1])  # (B, W-1, M, F)
+            gaps.append(((prior - post) ** 2).mean((-2, -1)))
+            preds.append(self.rssm.decode(prior))
+        gap = torch.cat(gaps) if gaps else torch.zeros(0, self.window - 1)
+        pred = torch.cat(preds) if preds else torch.zeros(0, self.window - 1, self.members, d)
+        return w, gap, pred
+
+    @torch.no_grad()
     def predict_and_loss(self, states: Tensor, actions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Open-loop predictions as flat rows (frame 0 of each window is the recorded one; NaN where padded)
-        and the loss of `targets` (their recorded frames replace `states`' where they differ), (N,)."""
-        n = states.shape[0]
+        and the verification loss of `targets` (their recorded frames replace `states`' where they differ),
+        (N,): the standardised state error (`score_space` 'state'), or the release's latent mismatch
+        ('latent'). `loss` (the oracle's true error) is always in state units."""
+        return self._predict_and_loss(actions, targets, self.score_space)
+
+    def _predict_and_loss(self, actions: Tensor, targets: Tensor, space: str) -> tuple[Tensor, Tensor]:
+        n = targets.shape[0]
         d, _ = self.dims
-        w, pred = self.rollouts(targets, actions)
-        err, mask = self._errors(w, pred)
-        loss = _row_mean(err.mean(-1), mask, w.row, n).float()
+        if space == "latent":
+            w, gap, pred = self.latent_mismatch(targets, actions)
+            mask = w.valid[:, 1:]
+        else:
+            w, pred = self.rollouts(targets, actions)
+            err, mask = self._errors(w, pred)
+            gap = err.mean(-1)
+        loss = _row_mean(gap, mask, w.row, n).float()
         # flat predictions, as long as the targets (a one-frame state row scored on H-frame subgoal rows
         # gets H-frame predictions)
         t1 = targets.shape[1] // d
@@ -231,13 +268,16 @@ class RSSMWorldModel(nn.Module):
         full[keep] = frames
         return full.reshape(n, chunks * self.window, d)[:, :t1].reshape(n, -1), loss
 
+    @torch.no_grad()
     def predict(self, states: Tensor, actions: Tensor) -> Tensor:
-        return self.predict_and_loss(states, actions, states)[0]
+        return self._predict_and_loss(actions, states, "state")[0]
 
+    @torch.no_grad()
     def loss(self, states: Tensor, actions: Tensor, next_states: Tensor) -> Tensor:
         """Open-loop error per row (N,): the recorded states (`next_states`) against the RSSM rolled from
-        the posterior at each window start under `actions`, mean over the valid steps of all windows."""
-        return self.predict_and_loss(states, actions, next_states)[1]
+        the posterior at each window start under `actions`, standardised squared error, mean over the valid
+        steps of all windows (whatever the `score_space`)."""
+        return self._predict_and_loss(actions, next_states, "state")[1]
 
     def _need_members(self, what: str) -> None:
         if self.members < 2:
@@ -249,6 +289,16 @@ class RSSMWorldModel(nn.Module):
         """Variance across members of the open-loop predictions (standardised), mean over features and the
         valid steps of all windows of a row: (N,)."""
         self._need_members("disagreement")
+        if self.score_space == "latent":  # the release's uncertainty_latent_prior_feat_var_mean
+            w = cut_windows(states, actions, *self.dims, self.window)
+            var = []
+            for i in range(0, len(w.row), CHUNK):
+                s0 = w.states[i : i + CHUNK, :1]
+                ctx = SequenceBatch(s0, torch.zeros(s0.shape[0], 1, self.dims[1]), torch.ones(s0.shape[0], 1, dtype=torch.bool))
+                feat = self.rssm.imagine_features(self.rssm.observe(ctx), torch.nan_to_num(w.actions[i : i + CHUNK, :-1]).clamp(-1, 1))
+                var.append(feat.var(-2, unbiased=False).mean(-1))
+            var = torch.cat(var) if var else torch.zeros(0, self.window - 1)
+            return _row_mean(var, w.valid[:, 1:], w.row, states.shape[0]).float()
         w, pred = self.rollouts(states, actions)
         var = (pred / self.scale).var(-2, unbiased=False).mean(-1)  # (B, W-1)
         return _row_mean(var, w.valid[:, 1:], w.row, states.shape[0]).float()
@@ -359,6 +409,10 @@ class ManipulationDomain:
     scale: tuple[float, ...] | None = None
     """per-feature error scale of every RSSM built (None: `standardiser` of the data it is built on, the
     warm-up set); an experiment sets it to compare scalings (`RobotAcquisitionExperiment.error_scale`)"""
+    score_space: str = "state"
+    """verification (and ensemble-disagreement) score space: 'state' (standardised squared error of the decoded
+    rollout) or 'latent' (the release's mismatch of the RSSM's latent features); the oracle and the evaluation
+    are always in state units"""
     space: Box = field(default=Box(7))
 
     def batch(self, data: TrajectorySet) -> TransitionBatch:
@@ -381,7 +435,7 @@ class ManipulationDomain:
 
             cfg = preset(self.rssm_preset, state_dim=d, action_dim=a, members=members if part == "ensemble" else 1)
             scale = torch.tensor(self.scale, dtype=torch.float32) if self.scale is not None else standardiser(data)
-            return RSSMWorldModel(build(RSSM, cfg, seed), scale, self.window).eval()
+            return RSSMWorldModel(build(RSSM, cfg, seed), scale, self.window, self.score_space).eval()
         if part in ("inverse", "dense_inverse"):
             from wav.data.sequences import inverse_triples
             from wav.models.latent_inverse import LatentInverseModel, preset

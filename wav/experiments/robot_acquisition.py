@@ -86,9 +86,14 @@ class RobotAcquisitionExperiment:
     strategy may read), under which a feature that barely moves in the warm-up set (a cube's quaternion) does
     not dominate"""
 
+    score_space: str = "state"
+    """where `wav`, `wav-dense` and `ensemble` compare rollouts: `state` (standardised state error) or `latent`
+    (the RSSM's latent features, as the authors' scorer `idm_wm_latent_mismatch_mse`); the oracle and the
+    evaluation stay in state units"""
+
     @property
     def domain(self) -> ManipulationDomain:
-        return lookup(DOMAIN_PRESETS, self.preset)
+        return replace(lookup(DOMAIN_PRESETS, self.preset), score_space=self.score_space)
 
     def scaled_domain(self, data: PoolData) -> ManipulationDomain:
         """The domain with the error scale this experiment asks for (`error_scale`)."""
@@ -337,6 +342,7 @@ def report(exp: RobotAcquisitionExperiment) -> dict:
         curves[s] = {"labels": [labels[r] for r in rounds], "acquired": [labels[r] - labels[rounds[0]] for r in rounds],
                      "pred_error": [m for m, _, _ in stats], "ci": [[lo, hi] for _, lo, hi in stats]}
     results = {"task": exp.task, "warmup": exp.warmup, "preset": exp.preset, "n_seeds": len(exp.seeds), "rounds": exp.rounds, "error_scale": exp.error_scale,
+               "score_space": exp.score_space,
                "budget": exp.protocol.budget, "data": str(pool_file(exp.data)), "strategies": strategies, "paired_wav_minus": paired,
                "curves": curves, "sample_efficiency": sample_efficiency(curves)}
     return write_report(exp.out, results, markdown_table, plot)
@@ -349,7 +355,8 @@ def markdown_table(results: dict) -> str:
     lines = [f"Robot acquisition on {task} (pool protocol), warm-up {results['warmup']}, {results['rounds']} rounds x {results['budget']} trajectories, "
              f"{results['n_seeds']} seeds, preset `{results['preset']}`: mean [95% CI]. Error = 32-step open-loop squared error on the eval "
              f"partition, standardised by the {'warm-up and explore states' if results.get('error_scale') == 'pooled' else 'warm-up set'} "
-             "(after the last round); Spearman/Kendall = round-1 scores vs the oracle error.",
+             "(after the last round); Spearman/Kendall = round-1 scores vs the oracle error."
+             + (" wav, wav-dense and ensemble score in the RSSM's latent feature space (`--score-space latent`)." if results.get("score_space") == "latent" else ""),
              "", "| strategy | reads candidate actions | error ↓ | error after round 1 | ee / robot / object error | Spearman ↑ | Kendall ↑ | wav − X error (p) | published error (image units) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s, e in results["strategies"].items():
