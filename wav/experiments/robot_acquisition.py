@@ -256,7 +256,10 @@ def _seed_job(exp: RobotAcquisitionExperiment, seed: int, strategies: tuple[str,
         run_pool(domain, s.name, seed, data, shared, exp.protocol, exp.round, run_dir(exp, s.name, seed), extra, start, oracle,
                  keep=lambda models, path=path: save_world_model(path, models.world_model, exp, data))
         run_seconds[s.name] = time.perf_counter() - t
-    return {"seed": seed, "seconds": time.perf_counter() - t0, "fit_seconds": fit_seconds, "run_seconds": run_seconds,
+    import resource  # peak resident memory of this worker so far (Linux: KiB), an upper bound for this seed
+
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seed": seed, "seconds": time.perf_counter() - t0, "fit_seconds": fit_seconds, "run_seconds": run_seconds, "peak_rss_mb": peak_mb,
             "inverse_eval": diagnostics, "records": records(*(run_dir(exp, s, seed) for s in strategies))}
 
 
