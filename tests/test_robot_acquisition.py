@@ -173,7 +173,7 @@ def test_latent_score_ranks_states_the_actions_cannot_produce_first(world):
 # ----- the pool file, the experiment and the CLI (h5py) --------------------------------------------------------
 
 
-def write_pool(path, bad: str | None = None):
+def write_pool(path, bad: str | None = None, task: str = "Synthetic"):
     from wav.data.robot_io import Trajectory, save_trajectories
 
     trajs = trajectories(14, 40, 5)
@@ -186,7 +186,7 @@ def write_pool(path, bad: str | None = None):
             a[1, 0] = 1.5
         out.append(Trajectory(s, a, np.zeros(len(a), np.float32), np.zeros(len(a), bool), False, "synthetic"))
     masks = {"warmup_4": [0, 1, 2, 3], "explore": list(range(4, 11)), "eval": [11, 12, 13]}
-    save_trajectories(path, out, {"task": "Synthetic", "layout": LAYOUT}, masks)
+    save_trajectories(path, out, {"task": task, "layout": LAYOUT}, masks)
     return path
 
 
@@ -256,15 +256,55 @@ def test_cli_refuses_a_strategy_the_domain_cannot_serve(tmp_path, capsys):
 
 
 def test_cli_refuses_a_missing_pool_and_unknown_strategies(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        cli(["reproduce", "robot-acquisition", "--task", "PullCube", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")], capsys)
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "no pool file" in err
+    rc, _, err = cli(["reproduce", "robot-acquisition", "--task", "PullCube", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")], capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "no pool file" in err and not (tmp_path / "o").exists()
     (tmp_path / "pool.hdf5").write_bytes(b"")
     rc, _, err = cli(["reproduce", "robot-acquisition", "--task", "PullCube", "--data", str(tmp_path), "--strategies", "wav,bogus",
                       "--out", str(tmp_path / "o")], capsys)
     assert rc == 1 and "bogus" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_cli_several_tasks_run_each_and_write_the_cross_task_table(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    for task in ("Lift", "PullCube"):
+        (tmp_path / "data" / task).mkdir(parents=True)
+        write_pool(tmp_path / "data" / task / "pool.hdf5", task=task)
+    out = tmp_path / "out"
+    argv = ["reproduce", "robot-acquisition", "--task", "Lift,PullCube", "--data", str(tmp_path / "data"), "--warmup", "4", "--seeds", "0",
+            "--strategies", "random,wav,oracle", "--preset", "debug", "--jobs", "1", "--out", str(out), "--json"]
+    rc, stdout, err = cli(argv, capsys)
+    assert rc == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["task"] == "Lift,PullCube" and set(summary["tasks"]) == {"Lift", "PullCube"}
+    assert summary["tasks"]["PullCube"]["strategies"]["oracle"]["spearman"] == pytest.approx(1.0)
+    for task in ("Lift", "PullCube"):
+        assert (out / task / "table.md").exists() and (out / task / "runs" / "wav" / "seed0" / "done").exists()
+    table = (out / "table.md").read_text()
+    assert "| Lift | 1 |" in table and "| PullCube | 1 |" in table and "Targets over these 2 of 6 tasks" in table
+    assert set(json.loads((out / "results.json").read_text())["tasks"]) == {"Lift", "PullCube"}
+    # a task without a pool, and an unknown task: one line each, before any work
+    rc, _, err = cli([x if x != "Lift,PullCube" else "Lift,PokeCube" for x in argv[:-1]] + ["--out", str(tmp_path / "o2")], capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "no pool for PokeCube" in err and not (tmp_path / "o2").exists()
+    rc, _, err = cli([x if x != "Lift,PullCube" else "Lift,Bogus" for x in argv[:-1]] + ["--out", str(tmp_path / "o3")], capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and "Bogus" in err and not (tmp_path / "o3").exists()
+
+
+def test_tasks_table_scores_the_targets():
+    from wav.experiments.robot_acquisition import tasks_table
+
+    def task(errors, rhos, r1, p):
+        names = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
+        return {"n_seeds": 5, "strategies": {s: {"pred_error": e, "spearman": r} for s, e, r in zip(names, errors, rhos)},
+                "paired_wav_minus": {s: {"pred_error": {"mean": errors[4] - e, "p_ttest": p}} for s, e in zip(names, errors) if s != "wav"},
+                "curves": {"wav": {"pred_error": [2.0, r1, errors[4]]}, "random": {"pred_error": [2.0, 1.9, errors[0]]}}}
+
+    good = task((1.5, 1.4, 1.45, 1.3, 1.1, 1.0), (0.0, 0.5, 0.6, 0.8, 0.9, 1.0), 1.45, 0.01)
+    bad = task((1.0, 1.4, 1.45, 1.3, 1.2, 1.0), (0.0, 0.5, 0.95, 0.8, 0.9, 1.0), 1.6, 0.2)
+    table = tasks_table({"Lift": good, "Can": bad})
+    assert "| Lift | 5 | 1.500 | 1.400 | 1.450 | 1.300 | 1.100 | 1.000 | 0.900 (0.500, 0.600) | -0.200 vs wav-dense (p=0.01) | yes |" in table
+    assert "| Can | 5 |" in table and "+0.200 vs random (p=0.2) | no |" in table
+    assert ("WAV below all four baselines on 1 (with paired p < 0.05 against each on 1" in table and "WAV / oracle error 1.15" in table
+            and "above ensemble's and progress's on 1" in table and "at or below random after round 2 on 1" in table)
 
 
 def test_quaternion_features_are_made_sign_continuous():

@@ -23,8 +23,9 @@ def _data(text: str) -> str:
 
 def register(top, groups) -> None:
     p = add_parser(groups["reproduce"], "robot-acquisition", help="robot pool protocol: strategies x seeds on one task, CIs, paired tests, figure")
-    p.add_argument("--task", required=True, help="manipulation task (checked against the pool file)")
-    p.add_argument("--data", type=_data, required=True, help="the pool file of `wav robot build` (or its folder)")
+    p.add_argument("--task", required=True, help="manipulation task (checked against the pool file), 'all' (the six) or a comma-separated list "
+                   "(then --data holds one build folder per task, <data>/<task>, and outputs go to <out>/<task>)")
+    p.add_argument("--data", required=True, help="the pool file of `wav robot build` (or its folder); for several tasks, the folder of their build folders")
     p.add_argument("--warmup", type=positive_int, default=50, help="warm-up size N: the partition warmup_N is the labelled seed set")
     p.add_argument("--seeds", type=seeds, default="0-4", help="seeds, e.g. 0-4 or 0,3")
     p.add_argument("--strategies", default=None, help="comma-separated strategy names (wav.acquire.REGISTRY; default: the paper's six, "
@@ -50,23 +51,51 @@ def register(top, groups) -> None:
 def cmd_robot_acquisition(args) -> int:
     from wav.acquire import REGISTRY
     from wav.experiments.common import finite_or_none
-    from wav.experiments.robot_acquisition import STRATEGIES, RobotAcquisitionExperiment, run
+    from wav.experiments.robot_acquisition import STRATEGIES, RobotAcquisitionExperiment, run, run_tasks
 
     names = tuple(s.strip() for s in args.strategies.split(",") if s.strip()) if args.strategies is not None else STRATEGIES
     bad = [s for s in names if s not in REGISTRY]
     if bad or not names:
         raise ValueError(f"--strategies: unknown {bad or 'none given'}; known: {sorted(REGISTRY)}")
+    tasks = _tasks(args.task)
+    if tasks is None:
+        args.data = _data(args.data)
+    elif not os.path.isdir(os.path.expanduser(args.data)):
+        raise CheckError(f"{args.data}: no such folder (with several tasks --data is the folder of their build folders, <data>/<task>)")
     exp = RobotAcquisitionExperiment(task=args.task, data=args.data, warmup=args.warmup, out=args.out, seeds=tuple(args.seeds), strategies=names,
                                      preset=args.preset, rounds=args.rounds, budget=args.budget, backend=args.backend, jobs=args.jobs,
                                      ray_address=args.ray_address, force=args.force, error_scale=args.error_scale,
                                      score_space=args.score_space)
-    results = run(exp, progress=not args.json)
-    print(open(os.path.join(args.out, "table.md")).read())
-    print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")
+    if tasks is not None:
+        per = run_tasks(exp, tasks, progress=not args.json)
+        print(open(os.path.join(args.out, "table.md")).read())
+        print(f"per task: {os.path.join(args.out, '<task>')}  results: {os.path.join(args.out, 'results.json')}")
+        summary = {"task": args.task, "warmup": exp.warmup, "tasks": {t: _summary(r) for t, r in per.items()}}
+    else:
+        results = run(exp, progress=not args.json)
+        print(open(os.path.join(args.out, "table.md")).read())
+        print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")
+        summary = _summary(results)
     if args.json:
-        summary = {"task": exp.task, "warmup": exp.warmup,
-                   "strategies": {s: {"pred_error": e["pred_error"], "pred_error_ci": e["pred_error_ci"], "spearman": e["spearman"], "kendall": e["kendall"]}
-                                  for s, e in results["strategies"].items()},
-                   "seconds_per_seed": results.get("seconds_per_seed")}
         print(json.dumps(finite_or_none(summary)))
     return 0
+
+
+def _tasks(text: str) -> list[str] | None:
+    """None for one task; the list for 'all' (the six) or a comma-separated list (unknown names refused)."""
+    from wav.envs.manipulation import TASKS
+
+    names = list(TASKS) if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
+    if text != "all" and len(names) == 1:
+        return None
+    bad = [t for t in names if t not in TASKS]
+    if bad or not names:
+        raise CheckError(f"--task: unknown manipulation task(s) {bad or text!r}; choose from {sorted(TASKS)}, 'all' or a comma-separated list")
+    return names
+
+
+def _summary(results: dict) -> dict:
+    return {"task": results["task"], "warmup": results["warmup"],
+            "strategies": {s: {"pred_error": e["pred_error"], "pred_error_ci": e["pred_error_ci"], "spearman": e["spearman"], "kendall": e["kendall"]}
+                           for s, e in results["strategies"].items()},
+            "seconds_per_seed": results.get("seconds_per_seed")}

@@ -263,15 +263,22 @@ def _seed_job(exp: RobotAcquisitionExperiment, seed: int, strategies: tuple[str,
             "inverse_eval": diagnostics, "records": records(*(run_dir(exp, s, seed) for s in strategies))}
 
 
-def run(exp: RobotAcquisitionExperiment, progress: bool = True) -> dict:
-    """Validate the data, run (or resume) every (strategy, seed), write the report; returns results.json's content."""
+def check(exp: RobotAcquisitionExperiment) -> str:
+    """Every bad input refused in one line before any work (strategies, the pool file, finished runs with other
+    settings); returns the pool file's digest."""
     from wav.acquire import make_strategy
 
     for s in exp.strategies:
         make_strategy(s)  # unknown names fail here
-    probe(exp, load_data(exp))  # every bad input is refused before any work
+    probe(exp, load_data(exp))
     digest = file_sha1(pool_file(exp.data))
     check_resume({run_dir(exp, s, seed): settings(exp, s, seed, digest) for seed in exp.seeds for s in exp.strategies}, exp.force)
+    return digest
+
+
+def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | None = None) -> dict:
+    """Validate the data, run (or resume) every (strategy, seed), write the report; returns results.json's content."""
+    digest = check(exp) if digest is None else digest
     if exp.backend == "ray":
         connect_ray(exp.ray_address)
         exp = replace(exp, out=os.path.abspath(exp.out), data=os.path.abspath(pool_file(exp.data)))
@@ -291,6 +298,75 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True) -> dict:
     results["inverse_eval"] = {str(j["seed"]): j["inverse_eval"] for j in jobs}
     write_json(out / "results.json", results)
     return results
+
+
+def task_experiments(exp: RobotAcquisitionExperiment, tasks: list[str]) -> dict[str, RobotAcquisitionExperiment]:
+    """Several tasks (`--task all` or a comma-separated list): `data` holds one build folder per task
+    (<data>/<task>/pool.hdf5, as `wav robot build --task all --out <data>` writes) and each task's output goes to
+    <out>/<task>."""
+    return {t: replace(exp, task=t, data=str(Path(exp.data) / t), out=str(Path(exp.out) / t)) for t in tasks}
+
+
+def run_tasks(exp: RobotAcquisitionExperiment, tasks: list[str], progress: bool = True) -> dict:
+    """Every task's inputs are checked before any run; then one task after another (each with `jobs` seed jobs);
+    writes the cross-task table (`tasks_table`) as <out>/table.md and <out>/results.json {"tasks": ...}."""
+    from wav.data.io import DataError
+
+    per = task_experiments(exp, tasks)
+    missing = [t for t, e in per.items() if not pool_file(e.data).is_file()]
+    if missing:
+        raise DataError(f"{exp.data}: no pool for {', '.join(missing)} (expected <data>/<task>/pool.hdf5; build with "
+                        f"`wav robot build --task <task> --out {Path(exp.data)}/<task>`, or name the built tasks with --task A,B)")
+    digests = {t: check(e) for t, e in per.items()}
+    results = {t: run(e, progress, digests[t]) for t, e in per.items()}
+    out = Path(exp.out)
+    write_json(out / "results.json", {"tasks": results})
+    (out / "table.md").write_text(tasks_table(results))
+    return results
+
+
+def tasks_table(results: dict[str, dict]) -> str:
+    """The cross-task table (the README's) from per-task results.json contents, with the issue's targets scored:
+    error below random / ensemble / progress / wav-dense (paired p), within 10% of the oracle, Spearman, 2x
+    sample efficiency (wav after round 1 at or below random after round 2)."""
+    names = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
+    head = "| task | seeds | " + " | ".join(names) + " | WAV Spearman (ensemble, progress) | wav − best baseline (p) | wav r1 ≤ random r2 |"
+    lines = ["32-step open-loop error on the eval partition after the last round (mean over seeds; lower is better), round-1 Spearman "
+             "of each strategy's scores with the oracle error, and the paired difference of WAV's error to the best of random, "
+             "ensemble, progress and wav-dense.", "", head, "|" + "---|" * (head.count("|") - 1)]
+    below, below_sig, ratios, rho_ok, eff_ok, n = 0, 0, [], 0, 0, 0
+    for task, r in results.items():
+        e = r["strategies"]
+        if "wav" not in e:
+            continue
+        n += 1
+        err = {s: e[s]["pred_error"] for s in names if s in e}
+        base = [s for s in ("random", "ensemble", "progress", "wav-dense") if s in err]
+        best = min(base, key=lambda s: err[s]) if base else None
+        diff = r["paired_wav_minus"].get(best, {}).get("pred_error", {}) if best else {}
+        wins = [s for s in base if err["wav"] < err[s]]
+        sig = [s for s in wins if (r["paired_wav_minus"].get(s, {}).get("pred_error", {}).get("p_ttest") or 1.0) < 0.05]
+        below += len(wins) == len(base) and bool(base)
+        below_sig += len(sig) == len(base) and bool(base)
+        if "oracle" in err:
+            ratios.append(err["wav"] / err["oracle"])
+        rho = lambda s: e.get(s, {}).get("spearman")  # noqa: E731
+        rho_ok += bool(rho("wav") is not None and rho("wav") >= 0.80 and all(rho("wav") > (rho(s) if rho(s) is not None else -1) for s in ("ensemble", "progress")))
+        c = r.get("curves", {})
+        r1 = c.get("wav", {}).get("pred_error", [None, None])[1:2]
+        rand = c.get("random", {}).get("pred_error", [None])[-1:]
+        eff = bool(r1 and rand and r1[0] is not None and rand[0] is not None and r1[0] <= rand[0])
+        eff_ok += eff
+        fmt = lambda x: f"{x:.3f}" if x is not None and np.isfinite(x) else "—"  # noqa: E731
+        rhos = f"{fmt(rho('wav'))} ({fmt(rho('ensemble'))}, {fmt(rho('progress'))})"
+        d = f"{diff['mean']:+.3f} vs {best} (p={diff['p_ttest']:.3g})" if diff.get("mean") is not None else "—"
+        lines.append(f"| {task} | {r['n_seeds']} | " + " | ".join(fmt(err.get(s)) for s in names) + f" | {rhos} | {d} | {'yes' if eff else 'no'} |")
+    if n:
+        lines += ["", f"Targets over these {n} of 6 tasks: WAV below all four baselines on {below} (with paired p < 0.05 against each on {below_sig}; "
+                  f"targets >= 5 and >= 4 of 6); WAV / oracle error {np.mean(ratios):.2f} on average (target <= 1.10); Spearman >= 0.80 and above "
+                  f"ensemble's and progress's on {rho_ok} (target: every task); WAV after round 1 at or below random after round 2 on {eff_ok} "
+                  "(target >= 4 of 6)."]
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- report (run records only)
