@@ -150,7 +150,7 @@ def load_data(exp: RobotAcquisitionExperiment) -> PoolData:
 
 def settings(exp: RobotAcquisitionExperiment, strategy: str, seed: int, digest: str) -> dict:
     """What a run's result depends on (compared on resume; worker counts and backends are not in it)."""
-    out = {"strategy": strategy, "seed": seed, "task": exp.task, "data": os.path.abspath(pool_file(exp.data)), "data_sha1": digest,
+    out = {"strategy": strategy, "seed": seed, "task": exp.task, "data": os.path.realpath(pool_file(exp.data)), "data_sha1": digest,
            "warmup": exp.warmup, "domain": asdict(exp.domain), "round": asdict(exp.round), "pool": asdict(exp.protocol)}
     return out | ({"error_scale": exp.error_scale} if exp.error_scale != "warmup" else {})  # earlier runs' settings stay valid
 
@@ -169,7 +169,7 @@ def save_world_model(path: Path, world_model, exp: RobotAcquisitionExperiment, d
     from wav.train import save_checkpoint
 
     meta = {"task": exp.task, "preset": exp.preset, "kind": "rssm", "layout": data.seed_set.layout, "scale": world_model.scale.tolist(),
-            "window": world_model.window, "data": os.path.abspath(pool_file(exp.data)), "warmup": exp.warmup}
+            "window": world_model.window, "data": os.path.realpath(pool_file(exp.data)), "warmup": exp.warmup}
     return save_checkpoint(path, world_model.rssm, meta)
 
 
@@ -302,7 +302,7 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | No
 
 def task_experiments(exp: RobotAcquisitionExperiment, tasks: list[str]) -> dict[str, RobotAcquisitionExperiment]:
     """Several tasks (`--task all` or a comma-separated list): `data` holds one build folder per task
-    (<data>/<task>/pool.hdf5, as `wav robot build --task all --out <data>` writes) and each task's output goes to
+    (<data>/<task>/pool.hdf5: `wav robot build --task <task> --out <data>/<task>`) and each task's output goes to
     <out>/<task>."""
     return {t: replace(exp, task=t, data=str(Path(exp.data) / t), out=str(Path(exp.out) / t)) for t in tasks}
 

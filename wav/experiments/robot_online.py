@@ -85,7 +85,7 @@ class RobotOnlineExperiment:
 
 
 def settings(exp: RobotOnlineExperiment, strategy: str, seed: int, digest: str) -> dict:
-    return {"strategy": strategy, "seed": seed, "task": exp.task, "data": os.path.abspath(pool_file(exp.data)), "data_sha1": digest,
+    return {"strategy": strategy, "seed": seed, "task": exp.task, "data": os.path.realpath(pool_file(exp.data)), "data_sha1": digest,
             "warmup": exp.warmup, "horizon": exp.horizon, "domain": asdict(exp.domain), "round": asdict(exp.round), "online": asdict(exp.online)}
 
 
