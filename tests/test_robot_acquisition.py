@@ -226,6 +226,8 @@ def test_cli_debug_run_writes_records_and_json(tmp_path, capsys):
     assert results["strategies"]["wav"]["reads_actions"] is False and "inverse" in results["inverse_eval"]["0"]
     rc, stdout, err = cli(argv, capsys)  # resume: nothing left to run
     assert rc == 0 and json.loads(stdout.strip().splitlines()[-1])["strategies"]["wav"]["pred_error"] == summary["strategies"]["wav"]["pred_error"]
+    again = json.loads((out / "results.json").read_text())  # what the first invocation measured survives the resume
+    assert again["inverse_eval"] == results["inverse_eval"] and again["job_seconds"] == results["job_seconds"] and again["job_seconds"][0]["peak_rss_mb"] > 0
 
 
 @pytest.mark.parametrize("bad, args, field", [

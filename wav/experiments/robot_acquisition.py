@@ -12,6 +12,7 @@ the top B trajectories, continue training the RSSM on all labels) and is evaluat
 from __future__ import annotations
 
 import copy
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -289,13 +290,19 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | No
     jobs = run_jobs(_seed_job, [(exp, seed, s, digest) for seed, s in todo.items()], exp.backend, exp.jobs, exp.ray_address,
                     desc="seeds" if progress else None, ship=[pool_file(exp.data)])
     wall = time.perf_counter() - t0
+    before = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     results = report(exp)
-    results["seconds_per_seed"] = wall / len(todo) if todo else 0.0
-    results["cpu_seconds_per_seed"] = sum(j["seconds"] for j in jobs) / len(jobs) if jobs else 0.0
+    # a resume keeps what earlier invocations measured of the seeds it did not rerun (timings, inverse diagnostics)
+    ran = {j["seed"] for j in jobs}
+    kept = [j for j in before.get("job_seconds", []) if j.get("seed") not in ran and j.get("seed") in exp.seeds]
+    job_seconds = kept + [{k: v for k, v in j.items() if k not in ("records", "inverse_eval")} for j in jobs]
+    results["seconds_per_seed"] = wall / len(todo) if todo else before.get("seconds_per_seed", 0.0)
+    results["cpu_seconds_per_seed"] = float(np.mean([j["seconds"] for j in job_seconds])) if job_seconds else 0.0
     results["wall_seconds"] = wall
     results["jobs"] = exp.jobs
-    results["job_seconds"] = [{k: v for k, v in j.items() if k not in ("records", "inverse_eval")} for j in jobs]
-    results["inverse_eval"] = {str(j["seed"]): j["inverse_eval"] for j in jobs}
+    results["job_seconds"] = sorted(job_seconds, key=lambda j: j["seed"])
+    results["inverse_eval"] = {k: v for k, v in before.get("inverse_eval", {}).items() if int(k) in exp.seeds and int(k) not in ran}
+    results["inverse_eval"].update({str(j["seed"]): j["inverse_eval"] for j in jobs})
     write_json(out / "results.json", results)
     return results
 
