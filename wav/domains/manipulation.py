@@ -196,9 +196,10 @@ class RSSMWorldModel(nn.Module):
         return int(self.rssm.cfg.state_dim), int(self.rssm.cfg.action_dim)
 
     @torch.no_grad()
-    def rollouts(self, states: Tensor, actions: Tensor) -> tuple[Windows32, Tensor]:
+    def rollouts(self, states: Tensor, actions: Tensor, features: bool = False) -> tuple[Windows32, Tensor]:
         """Windows of the rows and each member's open-loop prediction of frames 1..W-1 from the posterior
-        on frame 0 under `actions` (NaN padding read as 0; those steps are masked): (B, W-1, M, D)."""
+        on frame 0 under `actions` (NaN padding read as 0; those steps are masked): (B, W-1, M, D), or the
+        rollout's latent features (B, W-1, M, F) with `features`."""
         d, a = self.dims
         w = cut_windows(states, actions, d, a, self.window)
         preds = []
@@ -207,8 +208,10 @@ class RSSMWorldModel(nn.Module):
             b = s0.shape[0]
             ctx = SequenceBatch(s0, torch.zeros(b, 1, a), torch.ones(b, 1, dtype=torch.bool))
             acts = torch.nan_to_num(w.actions[i : i + CHUNK, :-1]).clamp(-1, 1)
-            preds.append(self.rssm.imagine_members(self.rssm.observe(ctx), acts))
-        pred = torch.cat(preds) if preds else torch.zeros(0, self.window - 1, self.members, d)
+            roll = self.rssm.imagine_features if features else self.rssm.imagine_members
+            preds.append(roll(self.rssm.observe(ctx), acts))
+        width = self.rssm.cfg.feat if features else d
+        pred = torch.cat(preds) if preds else torch.zeros(0, self.window - 1, self.members, width)
         return w, pred
 
     def _errors(self, w: Windows32, pred: Tensor) -> tuple[Tensor, Tensor]:
@@ -290,17 +293,11 @@ class RSSMWorldModel(nn.Module):
         valid steps of all windows of a row: (N,)."""
         self._need_members("disagreement")
         if self.score_space == "latent":  # the release's uncertainty_latent_prior_feat_var_mean
-            w = cut_windows(states, actions, *self.dims, self.window)
-            var = []
-            for i in range(0, len(w.row), CHUNK):
-                s0 = w.states[i : i + CHUNK, :1]
-                ctx = SequenceBatch(s0, torch.zeros(s0.shape[0], 1, self.dims[1]), torch.ones(s0.shape[0], 1, dtype=torch.bool))
-                feat = self.rssm.imagine_features(self.rssm.observe(ctx), torch.nan_to_num(w.actions[i : i + CHUNK, :-1]).clamp(-1, 1))
-                var.append(feat.var(-2, unbiased=False).mean(-1))
-            var = torch.cat(var) if var else torch.zeros(0, self.window - 1)
-            return _row_mean(var, w.valid[:, 1:], w.row, states.shape[0]).float()
-        w, pred = self.rollouts(states, actions)
-        var = (pred / self.scale).var(-2, unbiased=False).mean(-1)  # (B, W-1)
+            w, feat = self.rollouts(states, actions, features=True)
+            var = feat.var(-2, unbiased=False).mean(-1)  # (B, W-1)
+        else:
+            w, pred = self.rollouts(states, actions)
+            var = (pred / self.scale).var(-2, unbiased=False).mean(-1)  # (B, W-1)
         return _row_mean(var, w.valid[:, 1:], w.row, states.shape[0]).float()
 
     def uncertainty(self, states: Tensor, actions: Tensor, passes: int, generator: torch.Generator | None = None) -> Tensor:
