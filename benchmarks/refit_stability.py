@@ -37,7 +37,14 @@ RECIPES = {  # name -> changes to the loop's refit TrainConfig (epochs 30, lr 2e
     "tail average 10": dict(average_last=10),
     "best epoch on the labels": dict(keep_best_train=True),
     "best epoch on 10% held out": dict(val_fraction=0.1, patience=1000),
+    "soup of 3 refit seeds": dict(soup=3),
 }
+PROBES = {  # not recipes: what a broken refit depends on (the same TrainConfig as run)
+    "another refit seed": dict(seed_offset=1000),
+    "fresh model, same labels": dict(fresh=True),
+}
+"""`fresh` trains a new model with the seed-set fit's schedule (ModelsPreset.world_model_train: 100 epochs, lr 3e-3,
+early stopping on 10%), as the sweep fits its round-0 model."""
 AS_RUN = "as run"
 
 
@@ -122,7 +129,7 @@ def replay(args, calls: list[dict], test) -> None:
         return m.eval()
 
     for i, c in enumerate(calls):
-        todo = [r for r in [AS_RUN, *RECIPES] if (key(c), r) not in done]
+        todo = [r for r in [AS_RUN, *RECIPES, *PROBES] if (key(c), r) not in done]
         if not todo:
             continue
         base = test_metrics(model_from(c, c["base"]), test)
@@ -130,9 +137,19 @@ def replay(args, calls: list[dict], test) -> None:
         for r in todo:
             if r == AS_RUN:
                 m, secs = model_from(c, c["after"]), c["seconds"]
-            else:
+            elif r in RECIPES:
                 t0 = time.perf_counter()
                 m, _ = train_world_model(c["labelled"], c["cfg"], replace(c["train"], **RECIPES[r]), c["refit_seed"], model_from(c, c["base"]))
+                secs = time.perf_counter() - t0
+            else:
+                probe = PROBES[r]
+                t0 = time.perf_counter()
+                if probe.get("fresh"):
+                    from wav.config import ModelsPreset
+
+                    m, _ = train_world_model(c["labelled"], c["cfg"], ModelsPreset().world_model_train, c["refit_seed"])
+                else:
+                    m, _ = train_world_model(c["labelled"], c["cfg"], c["train"], c["refit_seed"] + probe["seed_offset"], model_from(c, c["base"]))
                 secs = time.perf_counter() - t0
             a = test_metrics(m, test)
             rows.append(dict(key=key(c), recipe=r, protocol=c["protocol"], strategy=c["strategy"], labels=len(c["labelled"]), seconds=secs,
@@ -152,7 +169,7 @@ def report(args, n_calls: int, cmd: str) -> str:
     rows = [json.loads(x) for x in (Path(args.work) / "replays.jsonl").read_text().splitlines()]
     keys = sorted({r["key"] for r in rows})
     by = {(r["key"], r["recipe"]): r for r in rows}
-    recipes = [r for r in [AS_RUN, *RECIPES] if all((k, r) in by for k in keys)]
+    recipes = [r for r in [AS_RUN, *RECIPES, *PROBES] if all((k, r) in by for k in keys)]
     lines = ["# Refits that break an action type (benchmarks/refit_stability.py)", "",
              f"Command: `{cmd}`  ",
              f"Machine: {cpu_description()}, shared with two other long jobs (times are contended); "
@@ -176,6 +193,16 @@ def report(args, n_calls: int, cmd: str) -> str:
             lines.append(f"| {rec} | {b5} ({b5 / len(rs):.1%}) | {b1} ({b1 / len(rs):.1%}) | {e.mean():.3f} | {d.mean():+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}] | "
                          f"{e.max():.2f} | {np.mean([r['seconds'] for r in rs]):.2f} |")
         lines.append("")
+    lines += ["## Is a break the labels' or the end point's? (broken: 5x and > 1)", "",
+              "| recipe | broken | also broken as run | broken as run, not here | broken here, not as run |", "|---|---|---|---|---|"]
+    as_run = {k for k in keys if broken(by[(k, AS_RUN)], 1.0)}
+    for rec in recipes[1:]:
+        here = {k for k in keys if broken(by[(k, rec)], 1.0)}
+        lines.append(f"| {rec} | {len(here)} | {len(here & as_run)} | {len(as_run - here)} | {len(here - as_run)} |")
+    continued = [r for r in recipes if r != "fresh model, same labels"]
+    always = [k for k in keys if all(broken(by[(k, r)], 1.0) for r in continued)]
+    lines += ["", f"Broken under every continued fit ({', '.join(continued)}): {len(always)} of {len(keys)}"
+              + (f" ({', '.join(always)})" if always else "") + ".", ""]
     lines += ["## Broken refits as run, and what each recipe makes of them", "",
               "| refit | labels | error before | " + " | ".join(recipes) + " |", "|---|---|---|" + "---|" * len(recipes)]
     for k in keys:

@@ -234,3 +234,22 @@ def test_keep_best_train_restores_the_epoch_with_the_lowest_loss_on_the_labels()
     assert h.best_epoch == (-1 if want is avg else best)
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, want[k])
+
+
+def test_soup_ends_with_the_mean_of_fits_that_differ_only_in_the_seed():
+    rows = _rows(_transitions())
+    cfg = TrainConfig(epochs=3, lr=1e-2, batch_size=16, val_fraction=0)
+    members = []
+    for j in range(3):
+        m = build(GridWorldModel, SMALL_WM, 0)
+        fit(m, rows, cfg, seed=5 + 1000 * j)
+        members.append(m.state_dict())
+    model = build(GridWorldModel, SMALL_WM, 0)
+    h = fit(model, rows, dataclasses.replace(cfg, soup=3), seed=5)
+    assert h.best_epoch == -1 and len(h.train_loss) == 3
+    for k, v in model.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, torch.stack([s[k] for s in members]).mean(0))
+    assert any(not torch.equal(v, members[0][k]) for k, v in model.state_dict().items())  # not one member's weights
+    with pytest.raises(ValueError, match="soup"):
+        fit(build(GridWorldModel, SMALL_WM, 0), rows, dataclasses.replace(cfg, soup=0))

@@ -36,6 +36,11 @@ class TrainConfig:
     """without a validation split: end with the weights of the epoch whose deterministic (eval-mode)
     loss on all the training data is lowest (one extra pass per epoch); with `average_last`, the tail
     average is a candidate too"""
+    soup: int = 1
+    """N > 1: run the fit N times from the same starting weights with seeds seed, seed + 1000, ... and end
+    with the mean of their weights (a model soup of refit seeds; N times the cost). One fit's end point is
+    a lottery the loss cannot see (benchmarks/refit_stability.py); the members share a start, so their
+    mean stays in one basin"""
 
 
 @dataclass(frozen=True)

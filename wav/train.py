@@ -89,8 +89,30 @@ def fit(model: nn.Module, data, cfg: TrainConfig, seed: int = 0, log=None) -> Hi
     data = Rows(*data) if isinstance(data, tuple) else data
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
+    if cfg.soup < 1:
+        raise ValueError(f"soup must be >= 1, got {cfg.soup}")
     with one_thread():  # the same seed gives the same model whatever the process's thread count
-        return _fit(model, data, cfg, seed, log)
+        return _soup(model, data, cfg, seed, log) if cfg.soup > 1 else _fit(model, data, cfg, seed, log)
+
+
+SOUP_SEED_STRIDE = 1000
+"""member j of a soup fits with seed + SOUP_SEED_STRIDE * j (member 0 is the plain fit of `seed`)"""
+
+
+def _soup(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
+    """cfg.soup fits from the model's current weights, ending with the mean of their weights; the history is
+    member 0's with the total time, best_epoch -1 (no single epoch's weights)."""
+    start, one, states, first = copy.deepcopy(model.state_dict()), dataclasses.replace(cfg, soup=1), [], None
+    t0 = time.perf_counter()
+    for j in range(cfg.soup):
+        model.load_state_dict(start)
+        h = _fit(model, data, one, seed + SOUP_SEED_STRIDE * j, log)
+        states.append(copy.deepcopy(model.state_dict()))
+        first = first or h
+    model.load_state_dict(average_states(states))
+    model.eval()
+    first.best_epoch, first.seconds = -1, time.perf_counter() - t0
+    return first
 
 
 def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
