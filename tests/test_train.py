@@ -253,3 +253,15 @@ def test_soup_ends_with_the_mean_of_fits_that_differ_only_in_the_seed():
     assert any(not torch.equal(v, members[0][k]) for k, v in model.state_dict().items())  # not one member's weights
     with pytest.raises(ValueError, match="soup"):
         fit(build(GridWorldModel, SMALL_WM, 0), rows, dataclasses.replace(cfg, soup=0))
+
+
+def test_progress_prints_a_line_once_its_period_has_passed(capsys):
+    from wav.runtime import Progress
+
+    p = Progress("fit thing", every=3600)
+    p(lambda: 1 / 0)  # within the period: the text is not even built
+    assert capsys.readouterr().err == ""
+    p("step 2/5", force=True)
+    Progress("episodes", every=0)(lambda: "1/3 done")
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("fit thing: step 2/5, ") and err[0].endswith(" s") and err[1].startswith("episodes: 1/3 done")

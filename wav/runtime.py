@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
+import time
 
 import numpy as np
 import torch
@@ -70,3 +72,22 @@ def cpu_description() -> str:
     except AttributeError:
         isa = "unknown ISA"
     return f"{name}, {os.cpu_count()} cores, torch kernels {isa}"
+
+
+PROGRESS_SECONDS = 9.0
+"""long work prints where it is at least this often (one stderr line)"""
+
+
+class Progress:
+    """`progress(lambda: "step 3/10, loss 0.1")` prints `<label>: step 3/10, loss 0.1, <elapsed> s` to stderr when
+    `every` seconds have passed since the last line (or with force=True); the text is built only then."""
+
+    def __init__(self, label: str, every: float = PROGRESS_SECONDS):
+        self.label, self.every = label, every
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, text, force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or now - self.last >= self.every:
+            self.last = now
+            print(f"{self.label}: {text() if callable(text) else text}, {now - self.start:.0f} s", file=sys.stderr, flush=True)

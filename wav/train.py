@@ -25,9 +25,8 @@ from torch import Tensor, nn
 from wav.config import TrainConfig
 from wav.data.io import atomic_write
 from wav.models import MODEL_KINDS
-from wav.runtime import one_thread, package_versions, torch_generator
+from wav.runtime import PROGRESS_SECONDS, one_thread, package_versions, torch_generator
 
-PROGRESS_SECONDS = 9.0
 
 
 @dataclass

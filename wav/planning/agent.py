@@ -209,8 +209,11 @@ def run_episodes(env, actor: PlanningActor, seeds: list[int]) -> list[dict]:
     steps, seconds, and the mean planning time per step."""
     from wav.robot.collect import run_episode
 
-    rows = []
+    from wav.runtime import Progress
+
+    rows, progress = [], Progress("episodes " + ("planner" if actor.planner else "base policy"))
     for s in seeds:
+        progress(lambda: f"{len(rows)}/{len(seeds)} done, success so far {np.mean([r['success'] for r in rows]):.2f}" if rows else f"0/{len(seeds)} done")
         actor.plan_seconds = []
         t = time.perf_counter()
         traj = run_episode(env, actor.reset, actor, s, 0.0, np.random.default_rng(0), "planner" if actor.planner else "base")

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from wav.models.rssm import mlp
+from wav.runtime import Progress
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,9 @@ def fit_critic(rssm, reward, starts: tuple[Tensor, Tensor], chunks: Tensor, cfg:
     target = copy.deepcopy(critic).requires_grad_(False)
     opt = torch.optim.Adam(critic.parameters(), lr=cfg.lr)
     h, z = starts
-    log = []
+    log, progress = [], Progress("fit critic")
     for step in range(cfg.steps):
+        progress(lambda: f"step {step}/{cfg.steps}, loss {log[-1]:.4g}" if log else f"step {step}/{cfg.steps}")
         idx = torch.randint(len(h), (min(cfg.batch_size, len(h)),), generator=gen)
         feats, returns = imagined_returns(rssm, reward, lambda f: target(f).mean(-1), (h[idx], z[idx]), chunks[idx, : cfg.horizon], cfg, gen)
         loss = ((critic(feats) - returns[..., None]) ** 2).mean()

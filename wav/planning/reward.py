@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from wav.models.rssm import mlp
+from wav.runtime import Progress
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ def fit_discriminator(expert: Tensor, learner: Tensor, cfg: RewardConfig, seed: 
         disc = Discriminator(expert.shape[-1], cfg)
     opt = torch.optim.Adam(disc.parameters(), lr=cfg.lr)
     expert, learner = expert.detach().float(), learner.detach().float()
-    log = []
+    log, progress = [], Progress("fit reward model")
     for step in range(cfg.steps):
+        progress(lambda: f"step {step}/{cfg.steps}, loss {log[-1]:.4g}" if log else f"step {step}/{cfg.steps}")
         ie = torch.randint(len(expert), (cfg.batch_size,), generator=gen)
         il = torch.randint(len(learner), (cfg.batch_size,), generator=gen)
         loss = discriminator_loss(disc, expert[ie], learner[il], cfg, gen)
