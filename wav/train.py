@@ -28,7 +28,6 @@ from wav.models import MODEL_KINDS
 from wav.runtime import PROGRESS_SECONDS, one_thread, package_versions, torch_generator
 
 
-
 @dataclass
 class History:
     """What one fit did: per-epoch mean training and validation losses."""
