@@ -230,6 +230,24 @@ def test_cli_debug_run_writes_records_and_json(tmp_path, capsys):
     assert again["inverse_eval"] == results["inverse_eval"] and again["job_seconds"] == results["job_seconds"] and again["job_seconds"][0]["peak_rss_mb"] > 0
 
 
+def test_cli_report_only_runs_nothing_and_reports_the_seeds_every_strategy_finished(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    write_pool(tmp_path / "pool.hdf5")
+    out = tmp_path / "out"
+    argv = ["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(tmp_path), "--warmup", "4", "--seeds", "0-1",
+            "--strategies", "random,oracle", "--preset", "debug", "--jobs", "1", "--out", str(out), "--json"]
+    rc, stdout, err = cli(argv, capsys)
+    assert rc == 0, err
+    assert json.loads((out / "results.json").read_text())["strategies"]["random"]["seeds"] == [0, 1]
+    (out / "runs" / "oracle" / "seed1" / "done").unlink()  # as if the run had been stopped there
+    rc, stdout, err = cli(argv + ["--report-only"], capsys)
+    assert rc == 0, err
+    assert "seeds [1] left out of the report" in err
+    results = json.loads((out / "results.json").read_text())
+    assert results["strategies"]["random"]["seeds"] == [0] and results["strategies"]["oracle"]["seeds"] == [0]
+    assert not (out / "runs" / "oracle" / "seed1" / "done").exists()  # nothing ran
+
+
 @pytest.mark.parametrize("bad, args, field", [
     (None, ["--warmup", "7"], "no filter key 'warmup_7'"),
     ("nan", [], "demo_3/obs/ee_pos: contains NaN"),

@@ -43,6 +43,8 @@ def register(top, groups) -> None:
                    help="where wav, wav-dense and ensemble compare rollouts: standardised states, or the RSSM's latent "
                         "features (the authors' scorer); the oracle and the evaluation stay in state units")
     p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: rewrite results, tables and figures from the finished runs (the seeds every strategy finished)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     p.set_defaults(func=cmd_robot_acquisition)
 
@@ -67,12 +69,12 @@ def cmd_robot_acquisition(args) -> int:
                                      ray_address=args.ray_address, force=args.force, error_scale=args.error_scale,
                                      score_space=args.score_space)
     if tasks is not None:
-        per = run_tasks(exp, tasks, progress=not args.json)
+        per = run_tasks(exp, tasks, progress=not args.json, report_only=args.report_only)
         print(open(os.path.join(args.out, "table.md")).read())
         print(f"per task: {os.path.join(args.out, '<task>')}  results: {os.path.join(args.out, 'results.json')}")
         summary = {"task": args.task, "warmup": exp.warmup, "tasks": {t: _summary(r) for t, r in per.items()}}
     else:
-        results = run(exp, progress=not args.json)
+        results = run(exp, progress=not args.json, report_only=args.report_only)
         print(open(os.path.join(args.out, "table.md")).read())
         print(f"figure: {os.path.join(args.out, 'figure.png')}  results: {os.path.join(args.out, 'results.json')}")
         summary = _summary(results)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -277,8 +278,9 @@ def check(exp: RobotAcquisitionExperiment) -> str:
     return digest
 
 
-def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | None = None) -> dict:
-    """Validate the data, run (or resume) every (strategy, seed), write the report; returns results.json's content."""
+def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | None = None, report_only: bool = False) -> dict:
+    """Validate the data, run (or resume) every (strategy, seed), write the report; returns results.json's content.
+    `report_only`: run nothing, rewrite the report from the finished runs."""
     digest = check(exp) if digest is None else digest
     if exp.backend == "ray":
         connect_ray(exp.ray_address)
@@ -286,7 +288,7 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | No
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    todo = unfinished_by_seed(exp.seeds, exp.strategies, lambda s, seed: run_dir(exp, s, seed), progress)
+    todo = {} if report_only else unfinished_by_seed(exp.seeds, exp.strategies, lambda s, seed: run_dir(exp, s, seed), progress)
     jobs = run_jobs(_seed_job, [(exp, seed, s, digest) for seed, s in todo.items()], exp.backend, exp.jobs, exp.ray_address,
                     desc="seeds" if progress else None, ship=[pool_file(exp.data)])
     wall = time.perf_counter() - t0
@@ -314,7 +316,7 @@ def task_experiments(exp: RobotAcquisitionExperiment, tasks: list[str]) -> dict[
     return {t: replace(exp, task=t, data=str(Path(exp.data) / t), out=str(Path(exp.out) / t)) for t in tasks}
 
 
-def run_tasks(exp: RobotAcquisitionExperiment, tasks: list[str], progress: bool = True) -> dict:
+def run_tasks(exp: RobotAcquisitionExperiment, tasks: list[str], progress: bool = True, report_only: bool = False) -> dict:
     """Every task's inputs are checked before any run; then one task after another (each with `jobs` seed jobs);
     writes the cross-task table (`tasks_table`) as <out>/table.md and <out>/results.json {"tasks": ...}."""
     from wav.data.io import DataError
@@ -325,7 +327,7 @@ def run_tasks(exp: RobotAcquisitionExperiment, tasks: list[str], progress: bool 
         raise DataError(f"{exp.data}: no pool for {', '.join(missing)} (expected <data>/<task>/pool.hdf5; build with "
                         f"`wav robot build --task <task> --out {Path(exp.data)}/<task>`, or name the built tasks with --task A,B)")
     digests = {t: check(e) for t, e in per.items()}
-    results = {t: run(e, progress, digests[t]) for t, e in per.items()}
+    results = {t: run(e, progress, digests[t], report_only) for t, e in per.items()}
     out = Path(exp.out)
     write_json(out / "results.json", {"tasks": results})
     (out / "table.md").write_text(tasks_table(results))
@@ -383,13 +385,20 @@ def tasks_table(results: dict[str, dict]) -> str:
 
 
 def _rows(exp: RobotAcquisitionExperiment) -> dict[str, dict[int, list[dict]]]:
-    """strategy -> seed -> the metrics rows of each finished run."""
+    """strategy -> seed -> the metrics rows of each finished run, over the seeds every strategy finished (a seed
+    that some strategies lack, e.g. an interrupted run, would compare means over different seeds; a stderr line
+    names it)."""
     out: dict[str, dict[int, list[dict]]] = {}
     for s in exp.strategies:
         for seed in exp.seeds:
             rows = read_metrics(run_dir(exp, s, seed))
             if rows and is_done(run_dir(exp, s, seed)):
                 out.setdefault(s, {})[seed] = rows
+    partial = sorted({k for v in out.values() for k in v} - set.intersection(*(set(out.get(s, {})) for s in exp.strategies)))
+    if partial:
+        print(f"{exp.out}: seeds {partial} left out of the report (not every strategy finished them)", file=sys.stderr)
+        out = {s: {k: v for k, v in by.items() if k not in partial} for s, by in out.items()}
+        out = {s: by for s, by in out.items() if by}
     return out
 
 
