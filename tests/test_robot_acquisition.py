@@ -244,7 +244,7 @@ def test_cli_report_only_runs_nothing_and_reports_the_seeds_every_strategy_finis
     assert rc == 0, err
     assert "seeds [1] left out of the report" in err
     results = json.loads((out / "results.json").read_text())
-    assert results["strategies"]["random"]["seeds"] == [0] and results["strategies"]["oracle"]["seeds"] == [0]
+    assert results["strategies"]["random"]["seeds"] == [0] and results["strategies"]["oracle"]["seeds"] == [0] and results["n_seeds"] == 1
     assert not (out / "runs" / "oracle" / "seed1" / "done").exists()  # nothing ran
 
 

@@ -439,7 +439,7 @@ def report(exp: RobotAcquisitionExperiment) -> dict:
         stats = [mean_ci(per_round[r], bounds=RANGES["pred_error"]) for r in rounds]
         curves[s] = {"labels": [labels[r] for r in rounds], "acquired": [labels[r] - labels[rounds[0]] for r in rounds],
                      "pred_error": [m for m, _, _ in stats], "ci": [[lo, hi] for _, lo, hi in stats]}
-    results = {"task": exp.task, "warmup": exp.warmup, "preset": exp.preset, "n_seeds": len(exp.seeds), "rounds": exp.rounds, "error_scale": exp.error_scale,
+    results = {"task": exp.task, "warmup": exp.warmup, "preset": exp.preset, "n_seeds": len({k for by in rows.values() for k in by}), "rounds": exp.rounds, "error_scale": exp.error_scale,
                "score_space": exp.score_space,
                "budget": exp.protocol.budget, "data": str(pool_file(exp.data)), "strategies": strategies, "paired_wav_minus": paired,
                "curves": curves, "sample_efficiency": sample_efficiency(curves)}
