@@ -368,7 +368,8 @@ def tasks_table(results: dict[str, dict]) -> str:
         eff_ok += eff
         fmt = lambda x: f"{x:.3f}" if x is not None and np.isfinite(x) else "—"  # noqa: E731
         rhos = f"{fmt(rho('wav'))} ({fmt(rho('ensemble'))}, {fmt(rho('progress'))})"
-        d = f"{diff['mean']:+.3f} vs {best} (p={diff['p_ttest']:.3g})" if diff.get("mean") is not None else "—"
+        p = diff.get("p_ttest")
+        d = (f"{diff['mean']:+.3f} vs {best} " + (f"(p={p:.3g})" if p is not None and np.isfinite(p) else "(no test)")) if diff.get("mean") is not None else "—"
         lines.append(f"| {task} | {r['n_seeds']} | " + " | ".join(fmt(err.get(s)) for s in names) + f" | {rhos} | {d} | {'yes' if eff else 'no'} |")
     if n:
         present = [s for s in ("random", "ensemble", "progress", "wav-dense") if any(s in r["strategies"] for r in results.values())]
