@@ -228,6 +228,7 @@ def test_cli_debug_run_writes_records_and_json(tmp_path, capsys):
     assert rc == 0 and json.loads(stdout.strip().splitlines()[-1])["strategies"]["wav"]["pred_error"] == summary["strategies"]["wav"]["pred_error"]
     again = json.loads((out / "results.json").read_text())  # what the first invocation measured survives the resume
     assert again["inverse_eval"] == results["inverse_eval"] and again["job_seconds"] == results["job_seconds"] and again["job_seconds"][0]["peak_rss_mb"] > 0
+    assert again["wall_seconds"] == results["wall_seconds"]
 
 
 def test_cli_report_only_runs_nothing_and_reports_the_seeds_every_strategy_finished(tmp_path, capsys):

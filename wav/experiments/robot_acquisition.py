@@ -300,8 +300,8 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | No
     job_seconds = kept + [{k: v for k, v in j.items() if k not in ("records", "inverse_eval")} for j in jobs]
     results["seconds_per_seed"] = wall / len(todo) if todo else before.get("seconds_per_seed", 0.0)
     results["cpu_seconds_per_seed"] = float(np.mean([j["seconds"] for j in job_seconds])) if job_seconds else 0.0
-    results["wall_seconds"] = wall
-    results["jobs"] = exp.jobs
+    results["wall_seconds"] = wall if todo else before.get("wall_seconds", wall)  # a run of nothing keeps what was measured
+    results["jobs"] = exp.jobs if todo else before.get("jobs", exp.jobs)
     results["job_seconds"] = sorted(job_seconds, key=lambda j: j["seed"])
     results["inverse_eval"] = {k: v for k, v in before.get("inverse_eval", {}).items() if int(k) in exp.seeds and int(k) not in ran}
     results["inverse_eval"].update({str(j["seed"]): j["inverse_eval"] for j in jobs})
