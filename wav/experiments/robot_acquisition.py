@@ -386,16 +386,16 @@ def tasks_table(results: dict[str, dict]) -> str:
 
 
 def _rows(exp: RobotAcquisitionExperiment) -> dict[str, dict[int, list[dict]]]:
-    """strategy -> seed -> the metrics rows of each finished run, over the seeds every strategy finished (a seed
-    that some strategies lack, e.g. an interrupted run, would compare means over different seeds; a stderr line
-    names it)."""
+    """strategy -> seed -> the metrics rows of each finished run, over the seeds every strategy with finished runs
+    finished (a seed that some of them lack, e.g. an interrupted run, would compare means over different seeds; a
+    stderr line names it). A strategy with no finished run at all is simply absent."""
     out: dict[str, dict[int, list[dict]]] = {}
     for s in exp.strategies:
         for seed in exp.seeds:
             rows = read_metrics(run_dir(exp, s, seed))
             if rows and is_done(run_dir(exp, s, seed)):
                 out.setdefault(s, {})[seed] = rows
-    partial = sorted({k for v in out.values() for k in v} - set.intersection(*(set(out.get(s, {})) for s in exp.strategies)))
+    partial = sorted({k for v in out.values() for k in v} - set.intersection(*(set(v) for v in out.values()))) if out else []
     if partial:
         print(f"{exp.out}: seeds {partial} left out of the report (not every strategy finished them)", file=sys.stderr)
         out = {s: {k: v for k, v in by.items() if k not in partial} for s, by in out.items()}
