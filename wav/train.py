@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from wav.config import TrainConfig
 from wav.data.io import atomic_write
 from wav.models import MODEL_KINDS
-from wav.runtime import PROGRESS_SECONDS, one_thread, package_versions, torch_generator
+from wav.runtime import Progress, one_thread, package_versions, torch_generator
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
     hist, best, best_state, bad = History(), float("inf"), None, 0
     tail = collections.deque(maxlen=cfg.average_last) if cfg.average_last > 0 and not n_val else None
     pick = cfg.keep_best_train and not n_val  # the best epoch on the training data (no split to choose on)
-    start = last = time.perf_counter()
+    start, progress = time.perf_counter(), Progress(f"fit {type(model).__name__}")  # long fits say where they are, at least every 10 s
     for epoch in range(cfg.epochs):
         model.train()
         total = 0.0
@@ -134,11 +134,8 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             total += float(loss.detach()) * len(batch[0])
-            if time.perf_counter() - last > PROGRESS_SECONDS:  # long fits say where they are, at least every 10 s
-                last = time.perf_counter()
-                done = f", last validation {hist.val_loss[-1]:.4g}" if hist.val_loss else ""
-                print(f"fit {type(model).__name__}: epoch {epoch + 1}/{cfg.epochs}, batch loss {float(loss.detach()):.4g}{done}, {last - start:.0f} s",
-                      file=sys.stderr, flush=True)
+            progress(lambda: f"epoch {epoch + 1}/{cfg.epochs}, batch loss {float(loss.detach()):.4g}"
+                     + (f", last validation {hist.val_loss[-1]:.4g}" if hist.val_loss else ""))
         hist.train_loss.append(total / max(len(train), 1))
         if n_val:
             model.eval()
