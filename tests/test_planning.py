@@ -227,6 +227,80 @@ def test_streaming_quaternion_continuity_matches_the_batch_rule():
     assert np.allclose(np.stack(got), want)
 
 
+# ----- probing the planner's objective against the true dynamics (wav.planning.probe) ---------------------------
+
+
+class SnapshotToyEnv(ToyEnv):
+    """ToyEnv with the simulator snapshot interface the probe needs."""
+
+    def snapshot(self):
+        return {"s": self.s.copy(), "t": self.t}
+
+    def restore(self, snap):
+        self.s, self.t = snap["s"].copy(), snap["t"]
+
+
+def probe_planner(horizon: int = 4) -> Planner:
+    rssm = small_rssm()
+    torch.manual_seed(2)
+    disc, critic = Discriminator(rssm.cfg.feat, RewardConfig(units=16)), CriticEnsemble(rssm.cfg.feat, CriticConfig(units=16))
+    for p in list(disc.parameters()) + list(critic.parameters()):  # non-trivial objectives
+        p.data.normal_(0, 0.3)
+    return Planner(rssm, disc, critic, PlannerConfig(horizon=horizon))
+
+
+def test_true_features_of_the_actions_taken_next_equal_filtering_the_episode_and_the_env_is_restored():
+    from wav.planning.probe import true_features
+
+    planner = probe_planner(4)
+    rssm = planner.rssm
+    env = SnapshotToyEnv(20)
+    s, _ = env.reset(seed=3)
+    latent = rssm.filter_step(None, None, torch.as_tensor(s)[None])
+    acts = torch.rand(3, 4, A, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        feat, visited, _ = true_features(env, rssm, latent, acts, s, [])
+    assert feat.shape == (3, 4, 1, rssm.cfg.feat) and np.array_equal(env.s, s) and env.t == 0  # restored
+    lat, want = latent, []
+    for k in range(4):  # candidate 1, executed for real and filtered online
+        state = env.step(acts[1, k].numpy())[0]
+        assert np.allclose(state, visited[1, k])
+        lat = rssm.filter_step(lat, acts[1, k][None], torch.as_tensor(state)[None])
+        want.append(rssm.features(*lat)[0])
+    assert torch.allclose(feat[1], torch.stack(want), atol=1e-5)
+
+
+def test_probing_leaves_the_base_episode_unchanged_and_the_true_pick_is_never_worse_than_the_model_pick():
+    from wav.planning.agent import PlanningActor, run_episodes
+    from wav.planning.probe import ProbeActor, ProbeConfig
+
+    pol, planner = tiny_policy(), probe_planner(4)
+    base = run_episodes(SnapshotToyEnv(12), PlanningActor(pol, torch.Generator().manual_seed(5)), [7])
+    probe = ProbeActor(pol, torch.Generator().manual_seed(5), planner, ProbeConfig(candidates=6, every=3), torch.Generator().manual_seed(1), LAYOUT)
+    env = SnapshotToyEnv(12)
+    s, _ = env.reset(seed=7)
+    probe.reset(env)
+    seen = []
+    for _ in range(12):
+        seen.append(probe(env, s))
+        s = env.step(seen[-1])[0]
+    plain = PlanningActor(pol, torch.Generator().manual_seed(5))
+    env2 = SnapshotToyEnv(12)
+    s2, _ = env2.reset(seed=7)
+    want = []
+    for _ in range(12):
+        want.append(plain(env2, s2))
+        s2 = env2.step(want[-1])[0]
+    assert np.allclose(np.stack(seen), np.stack(want), atol=1e-6) and base[0]["steps"] == 12
+    assert [r["t"] for r in probe.rows] == [0, 3, 6, 9]
+    assert all(-1 <= r["spearman"] <= 1 and r["gain_true_pick"] >= max(r["gain_model_pick"], 0.0) for r in probe.rows)
+    acting = ProbeActor(pol, torch.Generator().manual_seed(5), planner, ProbeConfig(candidates=6, act="true"), torch.Generator().manual_seed(1), LAYOUT)
+    rows = run_episodes(SnapshotToyEnv(12), acting, [7])
+    assert rows[0]["steps"] == 12 and len(acting.rows) == 12  # acting probes every step
+    with pytest.raises(ValueError, match="act must be one of"):
+        ProbeConfig(act="best")
+
+
 # ----- the experiment and the CLI on a synthetic acquisition folder (h5py) -----------------------------------
 
 

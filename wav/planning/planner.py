@@ -81,10 +81,16 @@ class Planner:
 
     def returns(self, latent: tuple[Tensor, Tensor], actions: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Objective of N action sequences (N, H, A) from one latent ((1, M, .) pair): (N,)."""
-        c = self.cfg
-        n, h = actions.shape[:2]
+        n = actions.shape[0]
         start = tuple(x.expand(n, *x.shape[1:]) for x in latent)  # (N, M, .)
-        feat = self.rssm.imagine_features(start, actions, generator)  # (N, H, M, F)
+        return self.objective(self.rssm.imagine_features(start, actions, generator))
+
+    def objective(self, feat: Tensor) -> Tensor:
+        """The planner's objective of N latent paths, features (N, H, M, F) of the H latents after each action ->
+        (N,). Imagined paths are what `returns` scores; the posterior features of states reached in the real
+        simulator give the same objective under the true dynamics (`wav.planning.probe`)."""
+        c = self.cfg
+        n, h = feat.shape[:2]
         cont = self.rssm.continue_prob(feat).mean(-1)  # (N, H)
         feat = feat.mean(-2)  # (N, H, F)
         reward = self.reward(feat)  # (N, H)

@@ -193,6 +193,17 @@ class ManipulationEnv(gym.Env):
         truncated = self._t >= self.horizon and not terminated
         return self._obs(), float(success_now), terminated, truncated, {"success": success, "success_now": success_now}
 
+    def snapshot(self) -> dict:
+        """The simulator's full state and the episode's clock, for `restore`: the same actions from a restored
+        snapshot visit the same states (a planner's what-if rollouts in the true dynamics)."""
+        if not hasattr(self.sim, "snapshot"):
+            raise NotImplementedError(f"{self.task}: snapshots exist for the robosuite tasks (Lift, Can, Square) only")
+        return {"sim": self.sim.snapshot(), "t": self._t, "success_at": self._success_at}
+
+    def restore(self, snap: dict) -> None:
+        self.sim.restore(snap["sim"])
+        self._t, self._success_at = snap["t"], snap["success_at"]
+
     def privileged(self) -> dict:
         """Simulator-side quantities for scripted experts (object poses, goal, grasp sites)."""
         return self.sim.privileged()

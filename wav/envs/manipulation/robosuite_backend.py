@@ -6,6 +6,7 @@ positions and velocities so that the state is Markov for a world model.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -68,6 +69,37 @@ class RobosuiteSim:
 
     def success(self) -> bool:
         return bool(self.env._check_success())
+
+    def _stateful(self) -> list:
+        """Python objects whose fields carry state from one step to the next: the arm and gripper controllers
+        (OSC goal, gripper command), the gripper models (their smoothed action), the observables (sampling
+        phase, last value) and the env itself (clocks)."""
+        robots = self.env.robots
+        return ([c for r in robots for c in r.part_controllers.values()] + [g for r in robots for g in r.gripper.values()]
+                + list(self.env._observables.values()) + [self.env])
+
+    @staticmethod
+    def _fields(obj) -> dict:
+        # owned arrays and scalars only: an array that is a view (of MuJoCo's buffers) is refreshed by the sim
+        return {k: copy.deepcopy(v) for k, v in vars(obj).items()
+                if isinstance(v, (bool, int, float, np.generic)) or (isinstance(v, np.ndarray) and v.base is None)}
+
+    def snapshot(self) -> dict:
+        """Everything the next steps depend on; `restore(snapshot)` then the same actions give the same states
+        bit for bit (tested)."""
+        sim = self.env.sim
+        return {"mujoco": sim.get_state().flatten().copy(), "warmstart": np.array(sim.data.qacc_warmstart),
+                "objects": [self._fields(o) for o in self._stateful()], "obs": copy.deepcopy(self._obs)}
+
+    def restore(self, snap: dict) -> None:
+        sim = self.env.sim
+        sim.set_state_from_flattened(snap["mujoco"])
+        sim.data.qacc_warmstart[:] = snap["warmstart"]
+        sim.forward()
+        for obj, fields in zip(self._stateful(), snap["objects"]):
+            for k, v in fields.items():
+                setattr(obj, k, copy.deepcopy(v))
+        self._obs = copy.deepcopy(snap["obs"])
 
     def state(self) -> np.ndarray:
         return np.concatenate([np.ravel(self._obs[k]) for k in self.layout.names]).astype(np.float32)

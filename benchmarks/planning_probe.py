@@ -1,0 +1,124 @@
+"""Why does the planner not beat the base policy? (issue 14) The imagined vs true-dynamics objective of the same
+residual candidates, at states of real episodes, for one strategy's world model (`wav.planning.probe`).
+
+    WAV_THREADS=1 .venv-robot/bin/python benchmarks/planning_probe.py --task Lift --from runs/robot-acq-Lift-cpu5 \
+        --strategy oracle --seed 0 --episodes 10 --acts base,model,true --out runs/probe-Lift-oracle
+
+The reward model and critic are fitted exactly as `wav reproduce robot-downstream` fits them for that (strategy,
+seed) (same seed, same data, same preset); the episodes use the downstream experiment's held-out env seeds, so
+the `base` act replays the downstream base-policy run's first episodes. Per act mode the script records every
+probed state (probes.jsonl) and every episode (episodes.jsonl) under --out and prints a JSON summary:
+  - spearman: rank correlation over the candidates of imagined vs true objective (mean over probed states,
+    95% CI over episodes);
+  - gain_model_pick / gain_true_pick: the true objective of the imagined best / the true best minus the base
+    chunk's (what one planning step can gain with this world model / with perfect dynamics);
+  - state_error_end vs end_spread: the world model's standardised squared error 8 steps ahead against how far
+    apart the candidates' true end states are (same units);
+  - success and reward of the episodes each act mode ran.
+Only the robosuite tasks (Lift, Can, Square) can restore a simulator snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def summarise(rows: list[dict], episodes: list[dict]) -> dict:
+    from wav.stats import mean_ci
+
+    def by_episode(key):
+        vals = {}
+        for r in rows:
+            if np.isfinite(r[key]):
+                vals.setdefault(r["episode"], []).append(r[key])
+        per = [float(np.mean(v)) for v in vals.values()]
+        m, lo, hi = mean_ci(per) if len(per) > 1 else (per[0] if per else float("nan"), float("nan"), float("nan"))
+        return {"mean": m, "ci": [lo, hi]}
+
+    out = {k: by_episode(k) for k in ("spearman", "gain_model_pick", "gain_true_pick", "true_std", "objective_gap",
+                                       "state_error_step1", "state_error_end", "end_spread", "sim_reward_base", "sim_reward_model_pick", "sim_reward_true_pick")}
+    out["probes"] = len(rows)
+    out["share_model_pick_better_than_base"] = float(np.mean([r["gain_model_pick"] > 0 for r in rows])) if rows else None
+    out["share_true_pick_better_than_base"] = float(np.mean([r["gain_true_pick"] > 0 for r in rows])) if rows else None
+    out["seconds_per_probe"] = float(np.mean([r["seconds"] for r in rows])) if rows else None
+    out["success"] = float(np.mean([e["success"] for e in episodes]))
+    out["reward"] = float(np.mean([e["reward"] for e in episodes]))
+    out["episodes"] = len(episodes)
+    out["successes"] = [bool(e["success"]) for e in episodes]
+    return out
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", required=True)
+    p.add_argument("--from", dest="source", required=True, help="a robot-acquisition output folder")
+    p.add_argument("--strategy", default="oracle")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--candidates", type=int, default=32)
+    p.add_argument("--std", type=float, default=0.05)
+    p.add_argument("--every", type=int, default=4)
+    p.add_argument("--acts", default="base", help="comma-separated: base (probe only), model (execute the imagined best), true (execute the true best)")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+
+    from wav.envs.manipulation import make_env
+    from wav.envs.manipulation.core import require_simulator
+    from wav.experiments.robot_acquisition import load_world_model
+    from wav.experiments.robot_downstream import RobotDownstreamExperiment, load_demos, resolve
+    from wav.planning.agent import prepare
+    from wav.planning.probe import ProbeActor, ProbeConfig
+    from wav.robot.collect import run_episode
+    from wav.robot.policy import DiffusionPolicy
+    from wav.runtime import Progress, set_threads
+
+    acts = a.acts.split(",")
+    cfgs = {m: ProbeConfig(a.candidates, a.std, a.every, m) for m in acts}  # bad values are refused here, before any work
+    if require_simulator(a.task).backend != "robosuite":
+        raise SystemExit(f"--task {a.task}: simulator snapshots exist for the robosuite tasks (Lift, Can, Square) only")
+    set_threads(1)
+    exp = RobotDownstreamExperiment(task=a.task, source=a.source, seeds=(a.seed,), strategies=(a.strategy,), preset=a.preset, episodes=a.episodes)
+    inputs = resolve(exp)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    wm, meta = load_world_model(Path(inputs.world_models[(a.strategy, a.seed)]))
+    policy = DiffusionPolicy.load(inputs.policy)
+    planner = prepare(wm.rssm, load_demos(inputs.data), policy, inputs.layout, exp.planning, a.seed).planner
+    fit_seconds = time.perf_counter() - t0
+    print(f"reward model and critic fitted in {fit_seconds:.0f} s", file=sys.stderr)
+    env = make_env(a.task)
+    summary = {"task": a.task, "strategy": a.strategy, "seed": a.seed, "policy": inputs.policy, "candidates": a.candidates, "std": a.std,
+               "every": a.every, "preset": a.preset, "fit_seconds": fit_seconds, "acts": {}}
+    seeds = exp.env_seeds(a.seed)
+    for mode in acts:
+        actor = ProbeActor(policy, torch.Generator().manual_seed(a.seed), planner, cfgs[mode], torch.Generator().manual_seed(a.seed + 11),
+                           inputs.layout, np.asarray(meta["scale"], np.float32))
+        episodes, progress, t1 = [], Progress(f"probe {mode}"), time.perf_counter()
+        for s in seeds:
+            progress(lambda: f"{len(episodes)}/{len(seeds)} episodes, {len(actor.rows)} probes")
+            tr = run_episode(env, actor.reset, actor, s, 0.0, np.random.default_rng(0), mode)
+            episodes.append({"env_seed": int(s), "success": bool(tr.success), "reward": float(tr.rewards.sum()), "steps": len(tr)})
+        with open(out / "probes.jsonl", "a") as f:
+            for r in actor.rows:
+                f.write(json.dumps({"act": mode, **r}) + "\n")
+        with open(out / "episodes.jsonl", "a") as f:
+            for e in episodes:
+                f.write(json.dumps({"act": mode, **e}) + "\n")
+        summary["acts"][mode] = summarise(actor.rows, episodes) | {"seconds": time.perf_counter() - t1}
+        print(json.dumps({mode: summary["acts"][mode]}), file=sys.stderr)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
