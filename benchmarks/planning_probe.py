@@ -14,6 +14,8 @@ probed state (probes.jsonl) and every episode (episodes.jsonl) under --out and p
     chunk's (what one planning step can gain with this world model / with perfect dynamics);
   - state_error_end vs end_spread: the world model's standardised squared error 8 steps ahead against how far
     apart the candidates' true end states are (same units);
+  - task_*: the same with robosuite's shaped task reward (privileged): does the planner's objective rank the
+    candidates as the task does (spearman_true_vs_task), and what the task-best candidate gains;
   - success and reward of the episodes each act mode ran.
 Only the robosuite tasks (Lift, Can, Square) can restore a simulator snapshot.
 """
@@ -42,8 +44,11 @@ def summarise(rows: list[dict], episodes: list[dict]) -> dict:
         m, lo, hi = mean_ci(per) if len(per) > 1 else (per[0] if per else float("nan"), float("nan"), float("nan"))
         return {"mean": m, "ci": [lo, hi]}
 
-    out = {k: by_episode(k) for k in ("spearman", "gain_model_pick", "gain_true_pick", "true_std", "objective_gap",
-                                       "state_error_step1", "state_error_end", "end_spread", "sim_reward_base", "sim_reward_model_pick", "sim_reward_true_pick")}
+    keys = ["spearman", "gain_model_pick", "gain_true_pick", "true_std", "objective_gap", "state_error_step1", "state_error_end", "end_spread"]
+    if rows and "task_reward_base" in rows[0]:
+        keys += ["task_reward_base", "task_gain_model_pick", "task_gain_true_pick", "task_gain_task_pick", "task_std",
+                 "spearman_true_vs_task", "spearman_imagined_vs_task"]
+    out = {k: by_episode(k) for k in keys}
     out["probes"] = len(rows)
     out["share_model_pick_better_than_base"] = float(np.mean([r["gain_model_pick"] > 0 for r in rows])) if rows else None
     out["share_true_pick_better_than_base"] = float(np.mean([r["gain_true_pick"] > 0 for r in rows])) if rows else None
@@ -65,7 +70,8 @@ def main(argv=None) -> dict:
     p.add_argument("--candidates", type=int, default=32)
     p.add_argument("--std", type=float, default=0.05)
     p.add_argument("--every", type=int, default=4)
-    p.add_argument("--acts", default="base", help="comma-separated: base (probe only), model (execute the imagined best), true (execute the true best)")
+    p.add_argument("--acts", default="base", help="comma-separated: base (probe only), model (execute the imagined best), true (execute the "
+                   "true-dynamics best under the planner's objective), task (execute the best under the simulator's shaped reward)")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)

@@ -239,6 +239,9 @@ class SnapshotToyEnv(ToyEnv):
     def restore(self, snap):
         self.s, self.t = snap["s"].copy(), snap["t"]
 
+    def dense_reward(self):
+        return float(self.s[0])  # progress towards the success condition x_0 > 0.3
+
 
 def probe_planner(horizon: int = 4) -> Planner:
     rssm = small_rssm()
@@ -259,7 +262,9 @@ def test_true_features_of_the_actions_taken_next_equal_filtering_the_episode_and
     latent = rssm.filter_step(None, None, torch.as_tensor(s)[None])
     acts = torch.rand(3, 4, A, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
-        feat, visited, _ = true_features(env, rssm, latent, acts, s, [])
+        roll = true_features(env, rssm, latent, acts, s, [], task_reward=True)
+    feat, visited = roll.features, roll.states
+    assert np.allclose(roll.task_reward, 4 * s[0] + 0.1 * np.cumsum(acts[:, :, 0].numpy(), 1).sum(1), atol=1e-5)  # x_0 summed over 4 steps
     assert feat.shape == (3, 4, 1, rssm.cfg.feat) and np.array_equal(env.s, s) and env.t == 0  # restored
     lat, want = latent, []
     for k in range(4):  # candidate 1, executed for real and filtered online
@@ -297,6 +302,11 @@ def test_probing_leaves_the_base_episode_unchanged_and_the_true_pick_is_never_wo
     acting = ProbeActor(pol, torch.Generator().manual_seed(5), planner, ProbeConfig(candidates=6, act="true"), torch.Generator().manual_seed(1), LAYOUT)
     rows = run_episodes(SnapshotToyEnv(12), acting, [7])
     assert rows[0]["steps"] == 12 and len(acting.rows) == 12  # acting probes every step
+    task = ProbeActor(pol, torch.Generator().manual_seed(5), planner, ProbeConfig(candidates=6, act="task"), torch.Generator().manual_seed(1), LAYOUT)
+    run_episodes(SnapshotToyEnv(12), task, [7])
+    assert all(r["task_gain_task_pick"] >= max(r["task_gain_true_pick"], r["task_gain_model_pick"], 0.0) for r in task.rows)
+    # the toy task reward is x_0 and the first action's residual moves x_0 most: the task pick pushes x_0 up
+    assert np.mean([r["task_gain_task_pick"] for r in task.rows]) > 0
     with pytest.raises(ValueError, match="act must be one of"):
         ProbeConfig(act="best")
 

@@ -19,8 +19,10 @@ from scipy import stats
 
 from wav.planning.agent import PlanningActor, continue_quaternions
 
-ACTS = ("base", "model", "true")
-"""which candidate a probing actor executes: the base chunk's action, the imagined best, the true-dynamics best"""
+ACTS = ("base", "model", "true", "task")
+"""which candidate a probing actor executes: the base chunk's action, the imagined best, the true-dynamics best
+under the planner's objective, or the best under the simulator's shaped task reward (privileged: the ceiling of
+residual planning around this base policy with a reward that is right)"""
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class ProbeConfig:
     every: int = 4
     """probe every k-th step of an episode (with act != base: every step)"""
     act: str = "base"
-    """base | model | true (see ACTS)"""
+    """base | model | true | task (see ACTS)"""
+    task_reward: bool = True
+    """also read the simulator's shaped task reward along every candidate (when the env has `dense_reward`)"""
 
     def __post_init__(self):
         if self.act not in ACTS:
@@ -43,15 +47,28 @@ class ProbeConfig:
             raise ValueError(f"every must be >= 1, got {self.every}")
 
 
+@dataclass
+class Rollouts:
+    """N candidates rolled in the simulator: posterior features (N, H, M, F), visited states (N, H, D) (made
+    sign-continuous as the world model sees them; after the episode ends the last state repeats), and per
+    candidate the summed success reward and shaped task reward over the H steps (N,) (task: None without
+    `env.dense_reward`)."""
+
+    features: torch.Tensor
+    states: np.ndarray
+    success_reward: np.ndarray
+    task_reward: np.ndarray | None
+
+
 @torch.no_grad()
-def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray, slices: list) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Roll every sequence (N, H, A) in the simulator from its current state (restored after each), filter the
-    visited states into the world model's posterior from `latent` (the posterior at `state`): features
-    (N, H, M, F), the visited states (N, H, D) (made sign-continuous as the world model sees them; after the
-    episode ends the last state repeats) and the simulator's summed reward over the H steps (N,)."""
+def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray, slices: list, task_reward: bool = False) -> Rollouts:
+    """Roll every sequence (N, H, A) in the simulator from its current state (restored after each, and at the
+    end) and filter the visited states into the world model's posterior from `latent` (the posterior at
+    `state`)."""
     n, h, _ = sequences.shape
+    dense = task_reward and hasattr(env, "dense_reward")
     snap = env.snapshot()
-    visited, rewards = np.zeros((n, h, len(state)), np.float32), np.zeros(n)
+    visited, rewards, task = np.zeros((n, h, len(state)), np.float32), np.zeros(n), np.zeros(n) if dense else None
     try:
         for i in range(n):
             env.restore(snap)
@@ -61,6 +78,8 @@ def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray,
                     obs, r, term, trunc, _ = env.step(sequences[i, k].numpy())
                     prev = continue_quaternions(np.asarray(obs["state"] if isinstance(obs, dict) else obs, np.float32), prev, slices)
                     rewards[i] += r
+                    if dense:
+                        task[i] += env.dense_reward()
                     ended = term or trunc
                 visited[i, k] = prev
     finally:
@@ -70,7 +89,11 @@ def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray,
     for k in range(h):
         lat = rssm.filter_step(lat, sequences[:, k], torch.as_tensor(visited[:, k]))
         feats.append(rssm.features(*lat))
-    return torch.stack(feats, 1), visited, rewards
+    return Rollouts(torch.stack(feats, 1), visited, rewards, task)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    return float(stats.spearmanr(x, y).statistic) if np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
 
 
 class ProbeActor(PlanningActor):
@@ -109,31 +132,40 @@ class ProbeActor(PlanningActor):
             start = tuple(x.expand(n, *x.shape[1:]) for x in self.platent)
             imag_feat = rssm.imagine_features(start, seqs)
             imagined = planner.objective(imag_feat)
-            feat, visited, sim_reward = true_features(env, rssm, self.platent, seqs, cont, self.slices)
-            true = planner.objective(feat)
-            self.rows.append(self._row(imagined.numpy(), true.numpy(), rssm.decode(imag_feat).mean(-2).numpy(), visited, sim_reward,
-                                       time.perf_counter() - t0))
-            pick = {"base": 0, "model": int(imagined.argmax()), "true": int(true.argmax())}[self.cfg.act]
+            roll = true_features(env, rssm, self.platent, seqs, cont, self.slices, self.cfg.task_reward or self.cfg.act == "task")
+            true = planner.objective(roll.features)
+            self.rows.append(self._row(imagined.numpy(), true.numpy(), rssm.decode(imag_feat).mean(-2).numpy(), roll, time.perf_counter() - t0))
+            if self.cfg.act == "task" and roll.task_reward is None:
+                raise NotImplementedError("act='task' needs an env with dense_reward()")
+            pick = {"base": 0, "model": int(imagined.argmax()), "true": int(true.argmax()),
+                    "task": int(np.argmax(roll.task_reward)) if roll.task_reward is not None else 0}[self.cfg.act]
             action = seqs[pick, 0].numpy().astype(np.float32)
         self.t += 1
         self.pprev_state, self.pprev_action = cont, np.asarray(action, np.float32)
         self.prev_action = self.pprev_action
         return self.pprev_action
 
-    def _row(self, imagined: np.ndarray, true: np.ndarray, predicted: np.ndarray, visited: np.ndarray, sim_reward: np.ndarray, seconds: float) -> dict:
+    def _row(self, imagined: np.ndarray, true: np.ndarray, predicted: np.ndarray, roll: Rollouts, seconds: float) -> dict:
         """One probed state: rank agreement of imagined and true objectives over the candidates, the true gain
-        over the base chunk of the imagined best and of the true best, and the world model's state error at the
-        horizon against how far the candidates' true end states lie apart (standardised when `scale` is known)."""
+        over the base chunk of the imagined best and of the true best, the world model's state error at the
+        horizon against how far the candidates' true end states lie apart (standardised when `scale` is known),
+        and with the task reward: whether the planner's objective ranks candidates as the task does."""
+        visited = roll.states
         scale = self.scale if self.scale is not None else np.ones(visited.shape[-1], np.float32)
         err = (((predicted - visited) / scale) ** 2).mean(-1)  # (N, H): mean over features, as the acquisition's error
         end = visited[:, -1] / scale
         spread = float(((end - end.mean(0)) ** 2).mean())  # mean over candidates and features of the squared deviation
-        rho = stats.spearmanr(imagined, true).statistic if np.ptp(imagined) > 0 and np.ptp(true) > 0 else float("nan")
         mi, ti = int(imagined.argmax()), int(true.argmax())
-        return {"episode": self.episode, "t": self.t, "spearman": float(rho),
-                "gain_model_pick": float(true[mi] - true[0]), "gain_true_pick": float(true[ti] - true[0]),
-                "true_std": float(true.std()), "imagined_std": float(imagined.std()),
-                "objective_gap": float(np.sqrt(np.mean((imagined - true - (imagined - true).mean()) ** 2))),
-                "state_error_step1": float(err[:, 0].mean()), "state_error_end": float(err[:, -1].mean()), "end_spread": spread,
-                "sim_reward_base": float(sim_reward[0]), "sim_reward_model_pick": float(sim_reward[mi]), "sim_reward_true_pick": float(sim_reward[ti]),
-                "seconds": seconds}
+        row = {"episode": self.episode, "t": self.t, "spearman": _spearman(imagined, true),
+               "gain_model_pick": float(true[mi] - true[0]), "gain_true_pick": float(true[ti] - true[0]),
+               "true_std": float(true.std()), "imagined_std": float(imagined.std()),
+               "objective_gap": float(np.sqrt(np.mean((imagined - true - (imagined - true).mean()) ** 2))),
+               "state_error_step1": float(err[:, 0].mean()), "state_error_end": float(err[:, -1].mean()), "end_spread": spread,
+               "success_reward_base": float(roll.success_reward[0]), "seconds": seconds}
+        task = roll.task_reward
+        if task is not None:
+            ki = int(np.argmax(task))
+            row |= {"task_reward_base": float(task[0]), "task_gain_model_pick": float(task[mi] - task[0]),
+                    "task_gain_true_pick": float(task[ti] - task[0]), "task_gain_task_pick": float(task[ki] - task[0]),
+                    "task_std": float(task.std()), "spearman_true_vs_task": _spearman(true, task), "spearman_imagined_vs_task": _spearman(imagined, task)}
+        return row

@@ -204,6 +204,12 @@ class ManipulationEnv(gym.Env):
         self.sim.restore(snap["sim"])
         self._t, self._success_at = snap["t"], snap["success_at"]
 
+    def dense_reward(self) -> float:
+        """The simulator's shaped task reward at the current state (privileged; diagnostics only)."""
+        if not hasattr(self.sim, "dense_reward"):
+            raise NotImplementedError(f"{self.task}: a shaped task reward is read for the robosuite tasks (Lift, Can, Square) only")
+        return self.sim.dense_reward()
+
     def privileged(self) -> dict:
         """Simulator-side quantities for scripted experts (object poses, goal, grasp sites)."""
         return self.sim.privileged()

@@ -70,6 +70,16 @@ class RobosuiteSim:
     def success(self) -> bool:
         return bool(self.env._check_success())
 
+    def dense_reward(self) -> float:
+        """robosuite's shaped task reward at the current state (Lift: reaching + grasping, or the lift bonus):
+        privileged, for diagnostics only (the task-reward ceiling of `wav.planning.probe`)."""
+        before = self.env.reward_shaping
+        self.env.reward_shaping = True
+        try:
+            return float(self.env.reward(None))
+        finally:
+            self.env.reward_shaping = before
+
     def _stateful(self) -> list:
         """Python objects whose fields carry state from one step to the next: the arm and gripper controllers
         (OSC goal, gripper command), the gripper models (their smoothed action), the observables (sampling
