@@ -309,6 +309,8 @@ def test_probing_leaves_the_base_episode_unchanged_and_the_true_pick_is_never_wo
     assert np.mean([r["task_gain_task_pick"] for r in task.rows]) > 0
     with pytest.raises(ValueError, match="act must be one of"):
         ProbeConfig(act="best")
+    with pytest.raises(NotImplementedError, match="dense_reward"):  # refused before the episode starts
+        run_episodes(ToyEnv(12), ProbeActor(pol, torch.Generator().manual_seed(5), planner, ProbeConfig(act="task"), torch.Generator(), LAYOUT), [7])
 
 
 # ----- the experiment and the CLI on a synthetic acquisition folder (h5py) -----------------------------------

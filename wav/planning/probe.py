@@ -109,6 +109,8 @@ class ProbeActor(PlanningActor):
         self.episode = -1
 
     def reset(self, env=None) -> None:
+        if getattr(self, "cfg", None) is not None and self.cfg.act == "task" and env is not None and not hasattr(env, "dense_reward"):
+            raise NotImplementedError("act='task' needs an env with dense_reward() (the robosuite tasks)")
         super().reset(env)
         self.t, self.platent, self.pprev_state, self.pprev_action = 0, None, None, None
         self.episode = getattr(self, "episode", -1) + 1
@@ -135,8 +137,6 @@ class ProbeActor(PlanningActor):
             roll = true_features(env, rssm, self.platent, seqs, cont, self.slices, self.cfg.task_reward or self.cfg.act == "task")
             true = planner.objective(roll.features)
             self.rows.append(self._row(imagined.numpy(), true.numpy(), rssm.decode(imag_feat).mean(-2).numpy(), roll, time.perf_counter() - t0))
-            if self.cfg.act == "task" and roll.task_reward is None:
-                raise NotImplementedError("act='task' needs an env with dense_reward()")
             pick = {"base": 0, "model": int(imagined.argmax()), "true": int(true.argmax()),
                     "task": int(np.argmax(roll.task_reward)) if roll.task_reward is not None else 0}[self.cfg.act]
             action = seqs[pick, 0].numpy().astype(np.float32)
