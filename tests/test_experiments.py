@@ -106,22 +106,23 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
 
 
 def test_method_flags_reach_the_run_config(tmp_path):
-    """K, reduction, score cap, rounds and budget are CLI flags; the run's config.json records them."""
+    """K, reduction, score cap, refit soup, rounds and budget are CLI flags; the run's config.json records them."""
     import json
 
     from wav.cli import main
 
     out = tmp_path / "acq"
     args = ["reproduce", "acquisition", "--preset", "debug", "--seeds", "0", "--strategies", "random", "--jobs", "1", "--out", str(out),
-            "--k", "4", "--reduce", "mean", "--score-cap", "none", "--rounds", "2", "--budget", "3"]
+            "--k", "4", "--reduce", "mean", "--score-cap", "none", "--refit-soup", "2", "--rounds", "2", "--budget", "3"]
     assert main(args) == 0
     cfg = json.loads((out / "runs" / "random" / "seed0" / "config.json").read_text())
     assert cfg["round"]["scoring"] == {"k": 4, "reduce": "mean", "score_cap": None, "mc_passes": 3}
+    assert cfg["round"]["refit"]["soup"] == 2 and cfg["round"]["refit"]["epochs"] == 2  # the debug refit, souped
     assert cfg["pool"] == {"rounds": 2, "budget": 3}
     rows = [json.loads(x) for x in (out / "runs" / "random" / "seed0" / "metrics.jsonl").read_text().splitlines()]
     assert [r["labels"] - rows[0]["labels"] for r in rows] == [0, 3, 6]
     with pytest.raises(SystemExit) as e:  # refused while parsing, in one line
-        main(args[:-10] + ["--k", "0"])
+        main(args[:-12] + ["--k", "0"])
     assert e.value.code == 2
 
 

@@ -45,6 +45,8 @@ def _method_flags(p) -> None:
     g.add_argument("--reduce", choices=REDUCTIONS, default=None, help="how WAV reduces the scores of the subgoals matched to an action (default min)")
     g.add_argument("--score-cap", type=_score_cap, default=False, help="WAV's verification scores saturate here; 'none' disables (default 20)")
     g.add_argument("--mc-passes", type=positive_int, default=None, help="MC-dropout passes of the uncertainty baseline (default 20; debug 3)")
+    g.add_argument("--refit-soup", type=positive_int, default=None,
+                   help="each world-model refit ends with the mean weights of N fits that differ only in the seed (default 1; N times the refit cost)")
 
 
 def round_config(args, preset: str):
@@ -56,10 +58,16 @@ def round_config(args, preset: str):
     changes = {k: v for k, v in (("k", args.k), ("reduce", args.reduce), ("mc_passes", args.mc_passes)) if v is not None}
     if args.score_cap is not False:
         changes["score_cap"] = args.score_cap
-    if not changes:
+    soup = getattr(args, "refit_soup", None)
+    if not changes and soup is None:
         return None
     base = ROUND_PRESETS[preset]
-    return replace(base, scoring=replace(base.scoring, **changes))
+    out = replace(base, scoring=replace(base.scoring, **changes))
+    if soup is not None:
+        if out.refit is None:
+            raise SystemExit(f"--refit-soup: preset {preset} refits with the model preset's own schedule; give it an explicit refit first")
+        out = replace(out, refit=replace(out.refit, soup=soup))
+    return out
 
 
 def _common(p, default_out: str) -> None:
