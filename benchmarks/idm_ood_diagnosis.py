@@ -61,11 +61,12 @@ def compositions(tr: Transitions) -> dict[str, collections.Counter]:
 
 def fit_inverse(train: Transitions, seed: int, l1: float = 0.1, fill: bool = False, visible: bool = False, dense: bool = False, schedule=None):
     p = model_preset("paper")
-    cfg = replace(p.inverse, l1=l1, dense=dense)
+    # the token model this diagnosis studied (no what-changed mask, one fit per seed), whatever the preset's defaults
+    cfg = replace(p.inverse, l1=l1, dense=dense, fill_flags=fill, visible_flags=visible, changed_only=False)
     with torch.random.fork_rng(devices=[]):  # as `wav.train.build`
         torch.manual_seed(seed)
-        model = SparseInverseModel(cfg, fill_flags=fill, visible_flags=visible)
-    fit(model, Rows(*batch(train).tensors()), schedule or p.inverse_train, seed)
+        model = SparseInverseModel(cfg)
+    fit(model, Rows(*batch(train).tensors()), schedule or replace(p.inverse_train, restarts=1), seed)
     return model
 
 
@@ -110,7 +111,7 @@ def main() -> None:
     t0 = time.time()
     d = Path(args.data)
     tr, te = load_transitions(d / FILES["ood_train"]), load_transitions(d / FILES["ood_test"])
-    sched = scaled_schedule(model_preset("paper").inverse_train, 1000, 60_000)
+    sched = scaled_schedule(replace(model_preset("paper").inverse_train, restarts=1), 1000, 60_000)
     L = ["# Sparse inverse model out of distribution: diagnosis (benchmarks/idm_ood_diagnosis.py)", ""]
 
     L += ["## 1. What each action does to the hand and the front cell (type of object; counts)", "",

@@ -47,12 +47,12 @@ def test_visible_flags_pass_the_closed_mask_and_gated_flags_do_not():
     s_drop, sn_drop, _ = _transitions(DROP, 8)
     s_pick, sn_pick, _ = _transitions(PICKUP, 8, seed=1)
     s, sn = torch.cat([s_drop, s_pick]), torch.cat([sn_drop, sn_pick])
-    cfg = InverseConfig(hidden=16)
+    cfg = InverseConfig(hidden=16, visible_flags=False)
     gated = _closed(build(SparseInverseModel, cfg, 0))
     with torch.no_grad():
         out = gated(s, sn)[0]
     assert torch.allclose(out, out[:1].expand_as(out))  # a closed mask hides everything: one output for all
-    visible = _closed(SparseInverseModel(cfg, fill_flags=True, visible_flags=True))
+    visible = _closed(SparseInverseModel(InverseConfig(hidden=16, fill_flags=True, visible_flags=True)))
     with torch.no_grad():
         fast = visible(s, sn)[0]  # inference path: encodes only tokens that are kept or flagged
     assert not torch.allclose(fast[:8].mean(0), fast[8:].mean(0), atol=1e-4)  # the flags still tell drop from pickup
@@ -60,3 +60,43 @@ def test_visible_flags_pass_the_closed_mask_and_gated_flags_do_not():
         full = visible(s, sn)[0]  # training path: encodes every token
     assert torch.allclose(fast, full.detach(), atol=1e-5)
     assert visible.infer_with_mask(s, sn)[1].sum() == 0
+
+
+def test_changed_only_mask_keeps_only_slots_that_changed():
+    """`changed_only`: whatever the mask net says, a slot whose value is the same in s and s' is closed, in
+    training samples and at evaluation, and it adds nothing to the L1 penalty."""
+    from wav.models.inverse import slot_values, token_mask_to_features
+
+    s_drop, sn_drop, _ = _transitions(DROP, 8)
+    s_pick, sn_pick, _ = _transitions(PICKUP, 8, seed=1)
+    s, sn = torch.cat([s_drop, s_pick]), torch.cat([sn_drop, sn_pick])
+    changed = (slot_values(s) != slot_values(sn)).float()  # (B, 37, 3)
+    model = build(SparseInverseModel, InverseConfig(hidden=16, changed_only=True), 0)
+    with torch.no_grad():
+        model.mask_net[-1].weight.zero_()
+        model.mask_net[-1].bias.fill_(10.0)  # the net wants every slot
+    g = torch.Generator().manual_seed(0)
+    _, m_train, logits = model(s, sn, generator=g)
+    _, m_eval, _ = model(s, sn)
+    assert torch.equal(m_eval, changed) and torch.equal(m_train.detach(), changed)
+    assert torch.sigmoid(logits)[changed == 0].sum() == 0
+    kept = model.infer_with_mask(s, sn)[1]
+    assert torch.equal(kept, token_mask_to_features(changed)) and 0 < kept.sum(1).min()
+    everything = build(SparseInverseModel, InverseConfig(hidden=16, changed_only=False), 0)
+    with torch.no_grad():
+        everything.mask_net[-1].weight.zero_()
+        everything.mask_net[-1].bias.fill_(10.0)
+    assert everything.infer_with_mask(s, sn)[1].sum(1).min() == 110  # without it the same net keeps every feature
+
+
+def test_an_inverse_checkpoint_saved_before_the_options_loads_as_the_token_model(tmp_path):
+    from wav.train import load_checkpoint, save_checkpoint
+
+    old = build(SparseInverseModel, InverseConfig(hidden=16, fill_flags=False, visible_flags=False, changed_only=False), 0)
+    path = save_checkpoint(tmp_path / "inv.pt", old)
+    blob = torch.load(path, weights_only=False)
+    for k in ("fill_flags", "visible_flags", "changed_only"):
+        del blob["config"][k]
+    torch.save(blob, path)
+    new = load_checkpoint(path, "inverse")
+    assert (new.cfg.fill_flags, new.cfg.visible_flags, new.cfg.changed_only) == (False, False, False)

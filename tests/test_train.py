@@ -255,6 +255,28 @@ def test_soup_ends_with_the_mean_of_fits_that_differ_only_in_the_seed():
         fit(build(GridWorldModel, SMALL_WM, 0), rows, dataclasses.replace(cfg, soup=0))
 
 
+def test_restarts_keep_the_member_with_the_lowest_loss_on_the_data():
+    rows = _rows(_transitions())
+    cfg = TrainConfig(epochs=3, lr=1e-2, batch_size=16, val_fraction=0)
+    members, losses = [], []
+    for j in range(3):
+        m = build(GridWorldModel, SMALL_WM, 0)
+        fit(m, rows, cfg, seed=5 + 1000 * j)
+        members.append(m.state_dict())
+        losses.append(_eval_loss(m.state_dict(), rows))
+    assert len(set(losses)) == 3  # the members differ, so the choice is a real one
+    best = int(np.argmin(losses))
+    model = build(GridWorldModel, SMALL_WM, 0)
+    h = fit(model, rows, dataclasses.replace(cfg, restarts=3), seed=5)
+    assert len(h.train_loss) == 3 and h.best_epoch == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, members[best][k])
+    with pytest.raises(ValueError, match="do not combine"):
+        fit(build(GridWorldModel, SMALL_WM, 0), rows, dataclasses.replace(cfg, restarts=2, soup=2))
+    with pytest.raises(ValueError, match="restarts"):
+        fit(build(GridWorldModel, SMALL_WM, 0), rows, dataclasses.replace(cfg, restarts=0))
+
+
 def test_progress_prints_a_line_once_its_period_has_passed(capsys):
     from wav.runtime import Progress
 

@@ -87,30 +87,44 @@ def fit(model: nn.Module, data, cfg: TrainConfig, seed: int = 0, log=None) -> Hi
     data = Rows(*data) if isinstance(data, tuple) else data
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
-    if cfg.soup < 1:
-        raise ValueError(f"soup must be >= 1, got {cfg.soup}")
+    if cfg.soup < 1 or cfg.restarts < 1:
+        raise ValueError(f"soup and restarts must be >= 1, got soup {cfg.soup}, restarts {cfg.restarts}")
+    if cfg.soup > 1 and cfg.restarts > 1:
+        raise ValueError(f"soup ({cfg.soup}) and restarts ({cfg.restarts}) do not combine: choose one")
     with one_thread():  # the same seed gives the same model whatever the process's thread count
-        return _soup(model, data, cfg, seed, log) if cfg.soup > 1 else _fit(model, data, cfg, seed, log)
+        if cfg.soup > 1 or cfg.restarts > 1:
+            return _members(model, data, cfg, seed, log)
+        return _fit(model, data, cfg, seed, log)
 
 
-SOUP_SEED_STRIDE = 1000
-"""member j of a soup fits with seed + SOUP_SEED_STRIDE * j (member 0 is the plain fit of `seed`)"""
+MEMBER_SEED_STRIDE = 1000
+"""member j of a soup or of restarts fits with seed + MEMBER_SEED_STRIDE * j (member 0 is the plain fit of `seed`)"""
 
 
-def _soup(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
-    """cfg.soup fits from the model's current weights, ending with the mean of their weights; the history is
-    member 0's with the total time, best_epoch -1 (no single epoch's weights)."""
-    start, one, states, first = copy.deepcopy(model.state_dict()), dataclasses.replace(cfg, soup=1), [], None
+def _members(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
+    """N fits from the model's current weights that differ only in the seed. A soup (cfg.soup = N) ends with
+    the mean of their weights (history: member 0's, best_epoch -1); restarts (cfg.restarts = N) end with the
+    member whose deterministic loss on all of `data` is lowest (history: that member's). Seconds: the total."""
+    n = max(cfg.soup, cfg.restarts)
+    start, one, states, hists, losses = copy.deepcopy(model.state_dict()), dataclasses.replace(cfg, soup=1, restarts=1), [], [], []
     t0 = time.perf_counter()
-    for j in range(cfg.soup):
+    for j in range(n):
         model.load_state_dict(start)
-        h = _fit(model, data, one, seed + SOUP_SEED_STRIDE * j, log)
+        hists.append(_fit(model, data, one, seed + MEMBER_SEED_STRIDE * j, log))
         states.append(copy.deepcopy(model.state_dict()))
-        first = first or h
-    model.load_state_dict(average_states(states))
+        if cfg.restarts > 1:
+            losses.append(_eval_loss(model, data))
+    if cfg.soup > 1:
+        model.load_state_dict(average_states(states))
+        hist = hists[0]
+        hist.best_epoch = -1
+    else:
+        k = min(range(n), key=losses.__getitem__)  # ties: the earliest member
+        model.load_state_dict(states[k])
+        hist = hists[k]
     model.eval()
-    first.best_epoch, first.seconds = -1, time.perf_counter() - t0
-    return first
+    hist.seconds = time.perf_counter() - t0
+    return hist
 
 
 def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
@@ -243,6 +257,9 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> nn.Module:
     config = dict(blob["config"])
     if blob["kind"] in ("world-model", "subgoal"):
         config.setdefault("pointer", False)  # saved before pointer heads existed: the generic heads
+    if blob["kind"] == "inverse":  # saved before the flags and the what-changed mask existed: the token model
+        for k in ("fill_flags", "visible_flags", "changed_only"):
+            config.setdefault(k, False)
     try:
         cfg = cfg_cls(**config)
     except TypeError as e:

@@ -8,6 +8,13 @@ and emits one mask logit per channel, i.e. one per state feature (108 grid + 2 c
 sums a shared bias-free per-token encoder over the masked tokens (position-invariant; a fully masked
 token contributes 0) and maps the sum to action logits. `dense=True` is the vanilla inverse model:
 the same classifier with the mask fixed to all ones. Evaluation is deterministic (mask = logits > 0).
+
+Three options of InverseConfig, on by default (benchmarks/inverse_seed_stability.py): `fill_flags` adds two
+identity-free flags per token (its object empties, fills); `visible_flags` lets the flags bypass the mask;
+`changed_only` closes every slot whose value is the same in s and s', so the mask chooses among what the
+action changed and the classifier never reads the identity of what it left alone. Together they let the
+model trained on the 200 seed transitions read compositions those lack (a box that recolours, a box
+dropped where only keys and balls were); with all three off it is the token model of the earlier results.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ N_TOKENS = N_CELLS + 1  # 36 cells + carried
 N_SLOTS = 3  # (type, colour, state) per token
 N_FLAGS = 5  # changed, agent in s, front of agent in s, agent in s', is-carried
 N_FILL_FLAGS = 2  # emptied, filled (`fill_flags`)
+CLOSED_LOGIT = -1e4  # `changed_only`: the logit of a slot the mask may not keep (sigmoid is exactly 0 in float32)
 
 
 def slot_values(states: Tensor) -> Tensor:
@@ -72,12 +80,13 @@ def token_mask_to_features(mask: Tensor) -> Tensor:
 class SparseInverseModel(nn.Module):
     """Token-set classifier with a learned per-feature mask; satisfies `wav.types.InverseModel`."""
 
-    def __init__(self, cfg: InverseConfig = InverseConfig(), fill_flags: bool = False, visible_flags: bool = False):
+    def __init__(self, cfg: InverseConfig = InverseConfig()):
         super().__init__()
         self.cfg = cfg
-        self.fill_flags, self.visible_flags = fill_flags, visible_flags
+        self.fill_flags, self.visible_flags = cfg.fill_flags, cfg.visible_flags and not cfg.dense
+        self.changed_only = cfg.changed_only and not cfg.dense
         h = cfg.hidden
-        n_flags = N_FLAGS + N_FILL_FLAGS * fill_flags
+        n_flags = N_FLAGS + N_FILL_FLAGS * cfg.fill_flags
         self.mask_net = nn.Sequential(nn.Linear(n_flags + N_SLOTS, h), nn.ReLU(), nn.Linear(h, N_SLOTS))
         nn.init.constant_(self.mask_net[-1].bias, cfg.init_logit)
         self.mask = FeatureMask(cfg.temperature, cfg.dense)
@@ -91,6 +100,8 @@ class SparseInverseModel(nn.Module):
         blocks, flags = tokens(states, next_states, self.fill_flags)
         slot_changed = (slot_values(states) != slot_values(next_states)).float()  # (B, 37, 3)
         logits = self.mask_net(torch.cat([flags, slot_changed], -1))  # (B, 37, 3)
+        if self.changed_only:  # an unchanged slot is closed: never sampled, no penalty, no gradient
+            logits = logits.masked_fill(slot_changed == 0, CLOSED_LOGIT)
         m = self.mask(logits, generator)
         gate = 1.0 if self.visible_flags else m.amax(-1, keepdim=True)  # visible: the mask hides what a token holds, never how it changed
         masked = torch.cat([blk * m[..., i : i + 1] for i, blk in enumerate(blocks)] + [flags * gate], -1)
