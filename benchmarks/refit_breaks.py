@@ -3,7 +3,7 @@ refit recipes (e.g. the default refit and `--refit-soup 3`). Nothing is refitted
 
 A refit is *broken* when some action's test error after it is above 5x its error before it and above 1
 (the definition of benchmarks/refit_stability.py, on the per-action errors every round records). Per
-strategy: breaks, final error with a paired comparison over seeds, and seconds per seed (from timing.jsonl).
+strategy: breaks, final error with a paired comparison over seeds, and refit seconds per run (from timing.jsonl).
 
     python benchmarks/refit_breaks.py --a runs/acq/generic-overlap --b runs/acq/generic-overlap-soup3 \
         --names "as run,soup of 3" --out benchmarks/results/refit_breaks.md
@@ -32,7 +32,7 @@ def read(root: Path) -> dict:
             continue
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         t = [json.loads(x) for x in (run / "timing.jsonl").read_text().splitlines()] if (run / "timing.jsonl").exists() else []
-        out[(run.parent.name, int(run.name[4:]))] = {"rows": rows, "seconds": sum(sum(v for k, v in r.items() if k != "round") for r in t)}
+        out[(run.parent.name, int(run.name[4:]))] = {"rows": rows, "seconds": sum(r.get("train", 0.0) for r in t)}
     return out
 
 
@@ -55,9 +55,10 @@ def main() -> None:
         raise SystemExit("refit_breaks: the two sweeps share no finished (strategy, seed) run")
     strategies = sorted({s for s, _ in common}, key=lambda s: [r for r, _ in common].index(s))
     L = [f"# Refit breaks: {names[0]} vs {names[1]}", "", f"`{args.a}` vs `{args.b}`, {len(common)} paired (strategy, seed) runs. "
-         "Broken: some action's test error after a refit > 5x before and > 1. Error: the final round's `pred_error`.", "",
+         "Broken: some action's test error after a refit > 5x before and > 1. Error: the final round's `pred_error`. "
+         "Refit seconds: wall time of the world-model refits as each sweep ran (`timing.jsonl`; the machine's load may differ between sweeps).", "",
          f"| strategy | seeds | refits | broken, {names[0]} | broken, {names[1]} | error, {names[0]} | error, {names[1]} | "
-         f"{names[1]} − {names[0]} [95% CI] (p) | s per run, {names[0]} / {names[1]} |", "|---|---|---|---|---|---|---|---|---|"]
+         f"{names[1]} − {names[0]} [95% CI] (p) | refit s per run, {names[0]} / {names[1]} |", "|---|---|---|---|---|---|---|---|---|"]
     details, total = [], {n: 0 for n in names}
     n_refits = 0
     for s in strategies:
