@@ -53,8 +53,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--min-prior", type=float, default=None, help="evaluate with this min_prior (sampling setting only)")
+    ap.add_argument("--min-codes", default=None,
+                    help="evaluate with each of these min_codes (comma-separated; sampling setting only, one trained model)")
+    ap.add_argument("--ckpt", default=None, help="score this trained checkpoint instead of training one (the held-out video rows are then not held out)")
     ap.add_argument("--save", default=None, help="write the trained checkpoint here")
     args = ap.parse_args()
+    try:
+        min_codes = [int(x) for x in args.min_codes.split(",")] if args.min_codes else [None]
+    except ValueError:
+        raise SystemExit(f"subgoal: --min-codes must be comma-separated integers, got {args.min_codes!r}") from None
 
     from wav.config import TrainConfig, model_preset
     from wav.data.io import load_transitions
@@ -75,11 +82,16 @@ def main() -> None:
     train = video.subset(slice(0, n_train))
     s, sn = train.features()
     c0, t0 = cpu_seconds(), time.perf_counter()
-    model, hist = train_subgoal(train, cfg, tcfg, seed=args.seed, finetune=ft)
+    if args.ckpt:
+        from wav.train import History, load_checkpoint
+
+        model, hist = load_checkpoint(args.ckpt, "subgoal"), History()
+    else:
+        model, hist = train_subgoal(train, cfg, tcfg, seed=args.seed, finetune=ft)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     if args.min_prior is not None:
         model.cfg = dataclasses.replace(model.cfg, min_prior=args.min_prior)
-    out = {"train_rows": n_train, "epochs": len(hist.train_loss), "train_seconds": round(wall, 1), "train_cpu_seconds": round(cpu, 1),
+    out = {"ckpt": args.ckpt, "train_rows": None if args.ckpt else n_train, "epochs": len(hist.train_loss), "train_seconds": round(wall, 1), "train_cpu_seconds": round(cpu, 1),
            "changes_outside_3x3": outside_window(s, sn), "config": dataclasses.asdict(model.cfg), "train": dataclasses.asdict(tcfg),
            "finetune": None if ft is None else dataclasses.asdict(ft)}
     sets = {f"video[{held.start}:{held.stop or len(video)}]": video.subset(held)}
@@ -87,10 +99,15 @@ def main() -> None:
         sets[Path(f).name] = load_transitions(f)
     if args.published_policy:
         sets["published policy test"] = load_transitions(Path(args.official) / PUBLISHED_POLICY)
-    for name, tr in sets.items():
-        st, _ = tr.features()
-        m = subgoal_metrics(model, st, k=args.k)
-        out[name] = {"validity": round(m["validity"], 4), "coverage": round(m["coverage"], 4), "n": m["n"]}
+    trained = model.cfg
+    for mc in min_codes:
+        model.cfg = trained if mc is None else dataclasses.replace(trained, min_codes=mc)
+        tag = "" if mc is None else f" (min_codes {mc})"
+        for name, tr in sets.items():
+            st, _ = tr.features()
+            m = subgoal_metrics(model, st, k=args.k)
+            out[name + tag] = {"validity": round(m["validity"], 4), "coverage": round(m["coverage"], 4), "n": m["n"]}
+    model.cfg = trained
     if args.save:
         from wav.train import save_checkpoint
 

@@ -1,6 +1,7 @@
 """Contracts of the MiniGrid and continuous models on small hand-made cases (shapes, protocols,
 the published Prediction Error, ensembles, MC-dropout, determinism, the mask)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -268,6 +269,32 @@ def test_generator_proposals_are_weighted_modes():
     assert torch.equal((w > 0).sum(1), kept.clamp_min(1))  # one proposal per kept code, the rest padding
     pad = w == 0
     assert torch.equal(sub[pad], s[:, None].expand_as(sub)[pad])  # padding copies the state
+
+
+def test_min_codes_keeps_the_most_probable_codes_whatever_their_prior():
+    """min_codes = N: `propose` and `sample` use the codes with prior >= min_prior plus the N most probable,
+    and no other code."""
+    s = _states(7)
+    for local in (False, True):
+        cfg = SubgoalConfig(hidden=8, code_hidden=8, codes=5, min_prior=0.9, local=local, edit=local, context=not local)
+        m = build(MixtureSubgoalGenerator, cfg, 0)
+        prior = m(s)[0].exp()  # (B, Z)
+        assert (prior < 0.9).all()  # min_prior alone keeps nothing: the fallback proposes every code
+        for n in (1, 3):
+            m.cfg = dataclasses.replace(cfg, min_codes=n)
+            sub, w = m.propose(s)
+            assert torch.equal((w > 0).sum(1), torch.full((7,), n))
+            top = prior.topk(n, -1).values
+            kept = torch.sort(w, -1, descending=True).values[:, :n]
+            torch.testing.assert_close(kept, top / top.sum(-1, keepdim=True))  # the n most probable, renormalised
+            allowed = m._allowed(prior)
+            assert torch.equal(allowed.sum(1), torch.full((7,), n)) and (prior[allowed].min() >= prior[~allowed].max() - 1e-7 or n == 5)
+            g = torch.Generator().manual_seed(0)
+            samples = m.sample(s, 8, g)  # (B, 8, D): every sample decodes an allowed code
+            decoded, _ = m.propose(s)
+            for b in range(7):
+                modes = {tuple(x.tolist()) for x, keep in zip(decoded[b], w[b] > 0) if keep}
+                assert {tuple(x.tolist()) for x in samples[b]} <= modes
 
 
 def test_frozen_view_memoises_proposals():

@@ -238,16 +238,16 @@ class MixtureSubgoalGenerator(nn.Module):
         """K subgoals per state, (B, D) -> (B, K, D) long. With `distinct`, codes are drawn without
         replacement by Gumbel-top-k over p(z | s), so the first min(K, Z) samples are distinct codes (best
         coverage); otherwise i.i.d. from p(z | s), so each outcome appears as often as it is plausible.
-        Codes with prior below `min_prior` are replaced by draws from the prior restricted to the codes
-        above it."""
+        Codes with prior below `min_prior` (and outside the `min_codes` most probable) are replaced by draws
+        from the prior restricted to the allowed codes."""
         return torch.cat([self._sample(states[i : i + chunk], k, generator, distinct) for i in range(0, len(states), chunk)], 0)
 
     @torch.no_grad()
     def propose(self, states: Tensor, chunk: int = 512) -> tuple[Tensor, Tensor]:
         """The weighted proposals of the verification cycle (`verify(..., k=None)`): every code with prior
-        >= `min_prior`, decoded to its most likely next state, with probability p(z | s) renormalised over
-        those codes. (B, D) -> subgoals (B, K, D) long and weights (B, K), K = the most codes any state
-        keeps; a state with fewer is padded with weight-0 copies of itself."""
+        >= `min_prior` or among the `min_codes` most probable, decoded to its most likely next state, with
+        probability p(z | s) renormalised over those codes. (B, D) -> subgoals (B, K, D) long and weights
+        (B, K), K = the most codes any state keeps; a state with fewer is padded with weight-0 copies of itself."""
         out = [self._propose(states[i : i + chunk]) for i in range(0, len(states), chunk)]
         k = max(o[0].shape[1] for o in out)
         subgoals = torch.cat([torch.cat([sg, st[:, None].expand(-1, k - sg.shape[1], -1)], 1) for (sg, _), st in zip(out, states.split(chunk))])
@@ -270,10 +270,19 @@ class MixtureSubgoalGenerator(nn.Module):
 
         return torch.log_softmax(self.prior(t["prior_in"]), -1), dec
 
+    def _allowed(self, prior: Tensor) -> Tensor:
+        """(B, Z) bool: the codes `sample` and `propose` may use: prior >= min_prior, or among the min_codes
+        codes of highest prior."""
+        ok = prior >= self.cfg.min_prior
+        if self.cfg.min_codes > 0:
+            rank = torch.argsort(torch.argsort(prior, dim=-1, descending=True, stable=True), dim=-1)  # 0 = most probable
+            ok = ok | (rank < self.cfg.min_codes)
+        return ok
+
     def _propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
         log_prior, dec = self._prior_and_decoder(states)
         prior = log_prior.exp()  # (B, Z)
-        w = prior * (prior >= self.cfg.min_prior)
+        w = prior * self._allowed(prior)
         w = torch.where(w.sum(-1, keepdim=True) > 0, w, prior)
         w, idx = w.sort(-1, descending=True)
         k = max(int((w > 0).sum(-1).max()), 1)
@@ -287,12 +296,13 @@ class MixtureSubgoalGenerator(nn.Module):
         u = torch.rand(log_prior.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
         order = torch.argsort(log_prior - torch.log(-torch.log(u)), -1, descending=True)  # (B, Z)
         prior = log_prior.exp()
-        allowed = prior * (prior >= self.cfg.min_prior)
+        ok = self._allowed(prior)  # (B, Z) bool
+        allowed = prior * ok
         allowed = torch.where(allowed.sum(-1, keepdim=True) > 0, allowed, prior)  # (B, Z)
         iid = torch.multinomial(allowed, k, replacement=True, generator=generator)  # (B, K)
         if not distinct:
             idx = iid
         else:
             idx = order[:, :k] if k <= z else torch.cat([order, iid[:, z:]], 1)
-        idx = torch.where(prior.gather(1, idx) >= self.cfg.min_prior, idx, iid)  # (B, K)
+        idx = torch.where(ok.gather(1, idx), idx, iid)  # (B, K)
         return dec(torch.eye(z)[idx], True, generator)  # (B, K, D)
