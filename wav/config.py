@@ -145,6 +145,10 @@ class ModelsPreset:
 
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     world_model_train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, lr=3e-3, batch_size=64, patience=15))
+    world_model_pretrain: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, lr=3e-3, batch_size=64, val_fraction=0.0))
+    """schedule of the optional pre-training on the 25k-transition corpus (`--pretrain`); 10 epochs take
+    ~46 s on one thread (the authors' 250 do not fit a CPU budget; chosen on a development policy set:
+    benchmarks/world_pretrain.py)"""
     # the agent-centred edit decoder (benchmarks/subgoal.py, chosen on a development split: video rows
     # 20000:22500 and a make-testset policy set of seed 101); the conv grid decoder it replaced reached
     # validity 0.941 / coverage 0.836 on held-out video rows in ~11 minutes
@@ -169,6 +173,7 @@ MODEL_PRESETS: dict[str, ModelsPreset] = {
     "debug": ModelsPreset(
         world_model=WorldModelConfig(hidden=16, layers=2),
         world_model_train=TrainConfig(epochs=2, batch_size=32, patience=1),
+        world_model_pretrain=TrainConfig(epochs=1, batch_size=32, val_fraction=0.0),
         subgoal=SubgoalConfig(hidden=16, layers=1, codes=4, code_hidden=16, local=True, edit=True, context=False),
         subgoal_train=TrainConfig(epochs=2, batch_size=32, patience=1),
         subgoal_finetune=None,

@@ -70,6 +70,53 @@ def train_inverse(
     return model, fit(model, Rows(*batch(tr).tensors()), train, seed)
 
 
+PRETRAIN_LABELS = ("recorded", "inferred")
+
+
+def pretrain_world_model(
+    corpus: Transitions, cfg: WorldModelConfig, train: TrainConfig, labels: str = "recorded", seed_set: Transitions | None = None,
+    inverse: InverseConfig = InverseConfig(), inverse_train: TrainConfig = TrainConfig(), seed: int = 0,
+) -> tuple[GridWorldModel, dict]:
+    """Pre-train the world model on a large transition corpus before it ever sees the labelled set
+    (REFERENCE §4: the published world models start from a model trained on the 25k video file).
+
+    labels="recorded" trains on the corpus's own actions (what the authors' code does, although it calls
+    the corpus action-free); labels="inferred" never reads them: a sparse inverse model fit on `seed_set`
+    (the labelled seed transitions) labels every corpus transition, and the world model trains on those
+    labels (the strictly action-free variant). Returns the model and what the pre-training did."""
+    if labels not in PRETRAIN_LABELS:
+        raise ValueError(f"pretraining labels must be one of {PRETRAIN_LABELS}, got {labels!r}")
+    info: dict = {"labels": labels, "transitions": len(corpus)}
+    if labels == "inferred":
+        if seed_set is None:
+            raise ValueError("inferred pretraining labels need the labelled seed set (seed_set)")
+        idm, hist = train_inverse(seed_set, inverse, inverse_train, seed)
+        b = batch(corpus)
+        with torch.no_grad():
+            guess = torch.cat([idm.infer(b.states[i : i + 4096], b.next_states[i : i + 4096]) for i in range(0, len(corpus), 4096)]).numpy()
+        info["inverse_seconds"] = hist.seconds
+        info["label_agreement"] = float((guess == corpus.actions).mean())  # a diagnostic only: training never reads the recorded actions
+        corpus = replace(corpus, actions=guess.astype(corpus.actions.dtype))
+    model, hist = train_world_model(corpus, cfg, train, seed)
+    info.update(seconds=hist.seconds, epochs=len(hist.train_loss), final_loss=hist.train_loss[-1])
+    return model, info
+
+
+def start_world_model(path: str, cfg: WorldModelConfig) -> GridWorldModel:
+    """A world model of config `cfg` with the weights of the single-member checkpoint at `path`; an
+    ensemble (cfg.members = M) gets them in every member (the members then differ only by their dropout
+    draws, not by their initialisation)."""
+    from wav.train import load_checkpoint
+
+    single = load_checkpoint(path, "world-model")
+    if replace(single.cfg, members=cfg.members) != cfg or single.cfg.members != 1:
+        raise ValueError(f"{path}: pretrained world model has config {single.cfg}, the run needs {cfg} (one member)")
+    model = GridWorldModel(cfg)
+    state = {k: v.repeat(cfg.members, *([1] * (v.ndim - 1))) if v.shape != model.state_dict()[k].shape else v for k, v in single.state_dict().items()}
+    model.load_state_dict(state)
+    return model
+
+
 def frozen_subgoals(subgoal):
     """The cycle's view of the generator (`FrozenSubgoals`): its weighted modes (memoised, as the pool's
     states recur every round) or K i.i.d. draws from p(s'|s), never the distinct-code mode (for coverage)."""
@@ -206,6 +253,9 @@ class MiniGridDomain:
     """the environment the online loop explores"""
     afs_states: int = 200
     """start states of the action following score"""
+    world_init: str | None = None
+    """a pretrained world-model checkpoint (`pretrain_world_model`) that every fresh world model starts
+    from: the seed-set fit, the ensemble's members, and a refit from scratch; None: random initialisation"""
     space: Discrete = field(default=SPACE)
 
     @property
@@ -225,6 +275,8 @@ class MiniGridDomain:
         p = self.preset
         if part in ("world_model", "ensemble"):
             cfg = replace(p.world_model, members=members) if part == "ensemble" else p.world_model
+            if model is None and self.world_init is not None:
+                model = start_world_model(self.world_init, cfg)
             return train_world_model(data, cfg, train or p.world_model_train, seed, model)[0]
         if part in ("inverse", "dense_inverse"):
             cfg = replace(p.inverse, dense=True) if part == "dense_inverse" else p.inverse

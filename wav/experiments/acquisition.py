@@ -58,6 +58,11 @@ class AcquisitionExperiment:
     """file whose states seed the action following score (default: the test set)"""
     subgoal: str | None = None
     """a trained subgoal-generator checkpoint (default: train one on `video`, cached under <out>/cache)"""
+    pretrain: str = "none"
+    """world-model pre-training on `video` before the seed set (REFERENCE §4): none | recorded (the corpus's
+    own actions, as the authors' code) | inferred (actions labelled by a sparse inverse model fit on the seed
+    set: strictly action-free). Once per experiment (seed 0, cached under <out>/cache); every seed's and
+    strategy's world model starts from it"""
     pool_size: int = 28000
     seed_size: int = 200
     test_per_action: int = 1500
@@ -76,7 +81,8 @@ class AcquisitionExperiment:
 
     @property
     def domain(self) -> MiniGridDomain:
-        return domain_preset(self.preset, self.models)
+        d = domain_preset(self.preset, self.models)
+        return replace(d, world_init=str(pretrain_path(self, d))) if self.pretrain != "none" else d
 
     @property
     def round(self) -> RoundConfig:
@@ -121,9 +127,15 @@ def prepare_data(exp: AcquisitionExperiment) -> dict[str, Path]:
     return paths
 
 
+def video_data(exp: AcquisitionExperiment, paths: dict[str, Path]):
+    """The 25k-transition corpus (the given file, else random play collected once and cached)."""
+    from wav.data.collect import collect
+
+    return cached_transitions(paths["video"], lambda: collect("WAV/Interact-v0", {"objects": 3}, "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
+
+
 def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
     """The frozen subgoal generator, trained once per experiment on the action-free corpus (cached)."""
-    from wav.data.collect import collect
     from wav.domains.minigrid import train_subgoal
     from wav.train import load_checkpoint, save_checkpoint
 
@@ -132,7 +144,7 @@ def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
     ckpt = subgoal_path(exp, paths)
     if ckpt.exists():
         return load_checkpoint(ckpt, "subgoal")
-    video = cached_transitions(paths["video"], lambda: collect("WAV/Interact-v0", {"objects": 3}, "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
+    video = video_data(exp, paths)
     p = exp.domain.preset
     model, hist = train_subgoal(video, p.subgoal, p.subgoal_train, seed=0, finetune=p.subgoal_finetune)
     save_checkpoint(ckpt, model, {"trained_on": str(paths["video"]), "seconds": hist.seconds})
@@ -148,9 +160,44 @@ def subgoal_path(exp: AcquisitionExperiment, paths: dict[str, Path]) -> Path:
     return Path(exp.out) / "cache" / f"subgoal-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}.pt"
 
 
+PRETRAIN_CHOICES = ("none", "recorded", "inferred")
+
+
+def pretrain_path(exp: AcquisitionExperiment, domain: MiniGridDomain | None = None) -> Path:
+    """The cache file of the pretrained world model of this recipe (model, schedule, labels, corpus, seed set)."""
+    p = (domain or domain_preset(exp.preset, exp.models)).preset
+    label = [asdict(p.inverse), asdict(p.inverse_train), exp.seed_data and os.path.abspath(exp.seed_data), exp.seed_size] if exp.pretrain == "inferred" else []
+    recipe = json.dumps([exp.pretrain, asdict(p.world_model), asdict(p.world_model_pretrain), exp.video and os.path.abspath(exp.video), exp.video_size, *label],
+                        sort_keys=True, default=str)
+    return Path(exp.out).absolute() / "cache" / f"world-pretrain-{exp.pretrain}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}.pt"
+
+
+def pretrained_world(exp: AcquisitionExperiment, paths: dict[str, Path], progress: bool = True) -> dict | None:
+    """Pre-train the world model once per experiment (`exp.pretrain`), cached; returns what it did (None: no pretraining)."""
+    from wav.data.io import load_transitions
+    from wav.domains.minigrid import pretrain_world_model
+    from wav.runtime import set_threads
+    from wav.train import checkpoint_meta, save_checkpoint
+
+    if exp.pretrain == "none":
+        return None
+    path = Path(exp.domain.world_init)
+    if path.exists():
+        return checkpoint_meta(path)["meta"]
+    set_threads(1)
+    p = exp.domain.preset
+    if progress:
+        print(f"pretraining the world model on {paths['video']} ({exp.pretrain} actions, {p.world_model_pretrain.epochs} epochs)", file=sys.stderr)
+    model, info = pretrain_world_model(video_data(exp, paths), p.world_model, p.world_model_pretrain, "recorded" if exp.pretrain == "recorded" else "inferred",
+                                       load_transitions(paths["seed"]), p.inverse, p.inverse_train, seed=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, model, {**info, "corpus": str(paths["video"])})
+    return info
+
+
 def inputs(exp: AcquisitionExperiment, paths: dict[str, Path]) -> list[Path]:
     """Every file the jobs read (shipped with them to a Ray cluster without a shared filesystem)."""
-    return [*paths.values(), subgoal_path(exp, paths), proposals_path(exp)]
+    return [*paths.values(), subgoal_path(exp, paths), proposals_path(exp), *([Path(exp.domain.world_init)] if exp.pretrain != "none" else [])]
 
 
 def absolute(exp: AcquisitionExperiment) -> AcquisitionExperiment:
@@ -287,6 +334,8 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     from wav.acquire import make_strategy
     from wav.loop import shared_parts
 
+    if exp.pretrain not in PRETRAIN_CHOICES:
+        raise ValueError(f"pretrain must be one of {PRETRAIN_CHOICES}, got {exp.pretrain!r}")
     check_resume({run_dir(exp, s, seed): settings(exp, s, seed) for seed in exp.seeds for s in exp.strategies}, exp.force)  # before any work
     if exp.backend == "ray":
         connect_ray(exp.ray_address)  # an unreachable cluster fails here, before anything is written
@@ -295,6 +344,7 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     paths = prepare_data(exp)
     subgoal_model(exp, paths)  # train once before the jobs fan out
+    pretrained = pretrained_world(exp, paths, progress)
     t0 = time.perf_counter()
     todo = [(seed, s) for seed in exp.seeds for s in exp.strategies if not is_done(run_dir(exp, s, seed))]
     skipped = len(exp.seeds) * len(exp.strategies) - len(todo)
@@ -327,6 +377,8 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     results["wave_seconds"] = {"fits": t1 - t0, "runs": wall - (t1 - t0)}
     results["job_seconds"] = [{k: v for k, v in j.items() if k not in ("model", "start", "records")} for j in fits + runs]
     results["jobs"] = exp.jobs
+    if pretrained is not None:
+        results["pretrain"] = pretrained
     write_json(out / "results.json", results)
     return results
 
