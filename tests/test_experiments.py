@@ -157,3 +157,23 @@ def test_resume_refuses_runs_made_with_other_settings(tmp_path, capsys):
     assert main(args + ["--models", "generic"]) == 0
     err = capsys.readouterr().err
     assert "predate the settings domain.models" in err and "1 of 1 runs already finished" in err and metrics.read_text() == second
+
+
+def test_reproduce_acquisition_in_a_harder_world(tmp_path):
+    """--distractors / --noise-floors: every collected set (pool, seed, test, corpus) comes from the harder
+    world, and given data files are refused before anything is written."""
+    from wav.data.io import load_transitions
+    from wav.envs.minigrid.encoding import BALL, BOX, FLOOR, KEY
+
+    out = tmp_path / "hard"
+    base = ["reproduce", "acquisition", "--preset", "debug", "--seeds", "0", "--strategies", "random", "--jobs", "1", "--distractors", "2", "--noise-floors", "1"]
+    assert main(base + ["--out", str(out)]) == 0
+    for name in ("pool_rest", "seed", "test", "video"):
+        grid = load_transitions(out / "data" / f"{name}.npz").states[..., 0]
+        objects = np.isin(grid, (KEY, BALL, BOX)).sum((1, 2))
+        assert (grid == FLOOR).any((1, 2)).mean() > 0.9, name  # the agent may stand on the floor tile
+        assert objects.max() == 5 and np.median(objects) >= 4, name
+    cfg = json.loads((out / "runs" / "random" / "seed0" / "config.json").read_text())
+    assert cfg["settings"]["data"]["distractors"] == 2 and cfg["settings"]["data"]["noise_floors"] == 1
+    assert main(base + ["--out", str(tmp_path / "bad"), "--seed-data", str(out / "data" / "seed.npz")]) == 1
+    assert not (tmp_path / "bad").exists()

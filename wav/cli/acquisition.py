@@ -96,6 +96,8 @@ def register(top, groups) -> None:
     p.add_argument("--test-overlap", action="store_true", help="generated test set keeps transitions that also occur in the pool (default: excluded)")
     p.add_argument("--rounds", type=positive_int, default=None, help="acquisition rounds R (default 2; debug 1)")
     p.add_argument("--budget", type=positive_int, default=None, help="labels acquired per round B (default 50; debug 10)")
+    p.add_argument("--distractors", type=int, default=0, help="extra objects in every world this run collects (a harder setting; default 0, as published)")
+    p.add_argument("--noise-floors", type=int, default=0, help="noise floor tiles in every world this run collects (default 0, as published)")
     p.add_argument("--pretrain", default="none", choices=["none", "recorded", "inferred"],
                    help="pre-train the world model on --video first: recorded = with the corpus's actions (as published), "
                         "inferred = with actions inferred by a sparse inverse model of the seed set (action-free); default none")
@@ -131,7 +133,8 @@ def cmd_acquisition(args) -> int:
         out=args.out, seeds=tuple(args.seeds), strategies=_strategies(args.strategies, PUBLISHED_STRATEGIES), preset=args.preset,
         pool=args.pool, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data, subgoal=args.subgoal,
         models=args.models, test_overlap=args.test_overlap, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address,
-        round_config=round_config(args, args.preset), pool_config=pool_cfg, force=args.force, pretrain=args.pretrain, **sizes,
+        round_config=round_config(args, args.preset), pool_config=pool_cfg, force=args.force, pretrain=args.pretrain,
+        distractors=args.distractors, noise_floors=args.noise_floors, **sizes,
     )
     results = run(exp)
     print(open(os.path.join(args.out, "table.md")).read())

@@ -201,7 +201,7 @@ class _TaskPolicy:
         """`target` cannot be faced: pick up the nearest of the `movable` objects whose removal opens
         a way to it (the hand must be empty)."""
         best = None
-        for obj in movable:
+        for obj in (*movable, *getattr(env, "distractors", ())):  # distractor objects may always be moved away
             if not _on_grid(env, obj):
                 continue
             steps, first, _ = plan.face(_pos(obj))
@@ -220,7 +220,12 @@ class _TaskPolicy:
 
     def act(self, env) -> int:
         env = env.unwrapped
-        a = self._act(env, self._planner(env))
+        plan = self._planner(env)
+        if env.carrying is not None and any(env.carrying is d for d in getattr(env, "distractors", ())):
+            a = self._relocate(env, plan, GOAL_CELL)  # a distractor picked up to clear the way: put it down again
+            a = self._drop_at_best(env, plan, [(x, y) for x in range(1, GRID_SIZE - 1) for y in range(1, GRID_SIZE - 1)]) if a is None else a
+        else:
+            a = self._act(env, plan)
         return self._fallback(env) if a is None else int(a)
 
     def _act(self, env, plan: Planner) -> int | None:

@@ -63,6 +63,11 @@ class AcquisitionExperiment:
     own actions, as the authors' code) | inferred (actions labelled by a sparse inverse model fit on the seed
     set: strictly action-free). Once per experiment (seed 0, cached under <out>/cache); every seed's and
     strategy's world model starts from it"""
+    distractors: int = 0
+    """extra objects in every collected world (pool, seed set, test set, corpus): a harder setting than
+    the published one (the scripted policy moves them out of its way)"""
+    noise_floors: int = 0
+    """noise floor tiles (random colour flips) in every collected world"""
     pool_size: int = 28000
     seed_size: int = 200
     test_per_action: int = 1500
@@ -96,6 +101,16 @@ class AcquisitionExperiment:
 DEBUG_SIZES = dict(pool_size=3000, seed_size=100, test_per_action=60, video_size=3000)
 
 
+def world_kwargs(exp: AcquisitionExperiment, objects: int | None = None) -> dict | None:
+    """Env kwargs of the collected worlds: None for the published setting (nothing passed), else the
+    distractors and noise floors (`objects`: the corpus's random-play env counts objects instead)."""
+    if not exp.distractors and not exp.noise_floors:
+        return {"objects": objects} if objects is not None else None
+    if objects is not None:
+        return {"objects": objects + exp.distractors, "noise_floors": exp.noise_floors}
+    return {"distractors": exp.distractors, "noise_floors": exp.noise_floors}
+
+
 def prepare_data(exp: AcquisitionExperiment) -> dict[str, Path]:
     """Materialise the experiment's data under <out>/data (cached; given files are only referenced)."""
     from wav.data.collect import collect, make_testset
@@ -103,7 +118,8 @@ def prepare_data(exp: AcquisitionExperiment) -> dict[str, Path]:
     out = Path(exp.out) / "data"
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    pool = cached_transitions(out / "pool.npz", lambda: collect("WAV/MultiTask-v0", None, "scripted", exp.pool_size, 10_000)[0], exp.pool)
+    kw = world_kwargs(exp)
+    pool = cached_transitions(out / "pool.npz", lambda: collect("WAV/MultiTask-v0", kw, "scripted", exp.pool_size, 10_000)[0], exp.pool)
     if exp.seed_data:
         seed_set = cached_transitions(out / "seed.npz", lambda: None, exp.seed_data)
     else:
@@ -117,10 +133,10 @@ def prepare_data(exp: AcquisitionExperiment) -> dict[str, Path]:
     paths.setdefault("pool", Path(exp.pool) if exp.pool else out / "pool.npz")
     paths["seed"] = Path(exp.seed_data) if exp.seed_data else out / "seed.npz"
     test_name = "test_overlap.npz" if exp.test_overlap else "test.npz"
-    cached_transitions(out / test_name, lambda: make_testset(exp.test_per_action, None if exp.test_overlap else pool, 30_000)[0], exp.test_data)
+    cached_transitions(out / test_name, lambda: make_testset(exp.test_per_action, None if exp.test_overlap else pool, 30_000, env_kwargs=kw)[0], exp.test_data)
     paths["test"] = Path(exp.test_data) if exp.test_data else out / test_name
     if exp.test_overlap and not exp.test_data:  # the same runs also scored on the pool-excluded set: what overlap contributes
-        cached_transitions(out / "test.npz", lambda: make_testset(exp.test_per_action, pool, 30_000)[0])
+        cached_transitions(out / "test.npz", lambda: make_testset(exp.test_per_action, pool, 30_000, env_kwargs=kw)[0])
         paths["test_excl"] = out / "test.npz"
     paths["video"] = Path(exp.video) if exp.video else out / "video.npz"  # collected by subgoal_model when it has to train
     paths["afs"] = Path(exp.afs_data) if exp.afs_data else paths["test"]
@@ -131,7 +147,7 @@ def video_data(exp: AcquisitionExperiment, paths: dict[str, Path]):
     """The 25k-transition corpus (the given file, else random play collected once and cached)."""
     from wav.data.collect import collect
 
-    return cached_transitions(paths["video"], lambda: collect("WAV/Interact-v0", {"objects": 3}, "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
+    return cached_transitions(paths["video"], lambda: collect("WAV/Interact-v0", world_kwargs(exp, 3), "random", exp.video_size, 40_000, episode_steps=50)[0], exp.video)
 
 
 def subgoal_model(exp: AcquisitionExperiment, paths: dict[str, Path]):
@@ -209,7 +225,7 @@ def absolute(exp: AcquisitionExperiment) -> AcquisitionExperiment:
 def settings(exp: AcquisitionExperiment, strategy: str, seed: int) -> dict:
     """What a run's result depends on (compared on resume; worker counts and backends are not in it)."""
     files = {k: getattr(exp, k) and os.path.abspath(getattr(exp, k)) for k in ("pool", "seed_data", "test_data", "video", "afs_data", "subgoal")}
-    data = {**files, **{k: getattr(exp, k) for k in ("pool_size", "seed_size", "test_per_action", "video_size", "test_overlap")}}
+    data = {**files, **{k: getattr(exp, k) for k in ("pool_size", "seed_size", "test_per_action", "video_size", "test_overlap", "distractors", "noise_floors")}}
     return {"strategy": strategy, "seed": seed, "domain": asdict(exp.domain), "round": asdict(exp.round), "pool": asdict(exp.protocol), "data": data}
 
 
@@ -336,6 +352,10 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
 
     if exp.pretrain not in PRETRAIN_CHOICES:
         raise ValueError(f"pretrain must be one of {PRETRAIN_CHOICES}, got {exp.pretrain!r}")
+    if exp.distractors < 0 or not 0 <= exp.noise_floors <= 4 or 3 + exp.distractors + exp.noise_floors > 14:
+        raise ValueError(f"distractors >= 0 and noise floors 0..4 must fit the 14 free cells with the 3 task objects, got {exp.distractors} + {exp.noise_floors}")
+    if (exp.distractors or exp.noise_floors) and (exp.pool or exp.seed_data or exp.test_data or exp.video):
+        raise ValueError("distractors and noise floors describe the worlds this experiment collects; they do not combine with given data files")
     check_resume({run_dir(exp, s, seed): settings(exp, s, seed) for seed in exp.seeds for s in exp.strategies}, exp.force)  # before any work
     if exp.backend == "ray":
         connect_ray(exp.ray_address)  # an unreachable cluster fails here, before anything is written

@@ -21,12 +21,18 @@ TASKS = ("key_delivery", "ball_delivery", "object_matching")
 
 
 class TaskEnv(InteractEnv):
-    """One key, one ball, one box; `task` is the task of the current episode."""
+    """One key, one ball, one box; `task` is the task of the current episode.
+
+    `distractors` extra objects (kind and colour at random) and `noise_floors` noise floor tiles make a
+    harder world for the same tasks (the published task envs have neither)."""
 
     task: str = "key_delivery"
 
-    def __init__(self, box_toggle: str = "swap", **kwargs: Any):
-        super().__init__(objects=3, noise_floors=0, box_toggle=box_toggle, **kwargs)
+    def __init__(self, box_toggle: str = "swap", distractors: int = 0, noise_floors: int = 0, **kwargs: Any):
+        if int(distractors) < 0:
+            raise ValueError(f"distractors must be >= 0, got {distractors}")
+        self.n_distractors = int(distractors)
+        super().__init__(objects=3 + self.n_distractors, noise_floors=noise_floors, box_toggle=box_toggle, **kwargs)
 
     def _choose_task(self) -> str:
         return self.task
@@ -38,6 +44,11 @@ class TaskEnv(InteractEnv):
         self.box = ToggleBox(self._rand_elem(OBJECT_COLOURS))
         for obj in (self.key, self.ball, self.box):
             self.place_obj(obj)
+        self.distractors = []
+        for _ in range(self.n_distractors):
+            kind = self._rand_elem(("key", "ball", "box"))
+            self.distractors.append({"key": ToggleKey, "ball": ToggleBall, "box": ToggleBox}[kind](self._rand_elem(OBJECT_COLOURS)))
+            self.place_obj(self.distractors[-1])
 
     # -- task predicates -------------------------------------------------------------------------
     def _on_grid_next_to_box(self, obj) -> bool:
