@@ -91,8 +91,8 @@ def register(top, groups) -> None:
     p.add_argument("--video", type=input_file, default=None, help="action-free corpus for the subgoal generator (default: random play)")
     p.add_argument("--afs-data", type=input_file, default=None, help="npz whose states seed the action following score (default: test set)")
     p.add_argument("--subgoal", type=input_file, default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
-    p.add_argument("--models", default=None, choices=["paper", "generic"],
-                   help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
+    p.add_argument("--models", default=None, choices=["generic", "pointer", "paper"],
+                   help="world model: generic = the conv net like the published one (default at --preset paper), pointer (or paper) = with pointer heads")
     p.add_argument("--test-overlap", action="store_true", help="generated test set keeps transitions that also occur in the pool (default: excluded)")
     p.add_argument("--rounds", type=positive_int, default=None, help="acquisition rounds R (default 2; debug 1)")
     p.add_argument("--budget", type=positive_int, default=None, help="labels acquired per round B (default 50; debug 10)")
@@ -152,8 +152,8 @@ def register_online(groups) -> None:
     p.add_argument("--video", type=input_file, default=None, help="action-free corpus for the subgoal generator (default: random play)")
     p.add_argument("--afs-data", type=input_file, default=None, help="npz whose states seed the action following score (default: test set)")
     p.add_argument("--subgoal", type=input_file, default=None, help="trained subgoal checkpoint (default: trained on --video and cached)")
-    p.add_argument("--models", default=None, choices=["paper", "generic"],
-                   help="world model: paper = pointer heads (default), generic = without them, like the published conv net")
+    p.add_argument("--models", default=None, choices=["generic", "pointer", "paper"],
+                   help="world model: generic = the conv net like the published one (default at --preset paper), pointer (or paper) = with pointer heads")
     p.add_argument("--explore-test", type=int, default=None,
                    help="transitions of each extra test set of the explored env: random play (test_explore) and uniform-action play (test_uniform) (0: none; default 5000, debug 300)")
     p.add_argument("--steps", type=positive_int, default=None, help="environment steps = acquired labels (default 200; debug 20)")

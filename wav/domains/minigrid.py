@@ -246,7 +246,7 @@ class MiniGridDomain:
     """The interactive grid of the paper's MiniGrid suite as a `wav.domains.base.Domain`."""
 
     models: str = "paper"
-    """model preset (wav.config.MODEL_PRESETS): paper (pointer world model) | generic | debug"""
+    """model preset (wav.config.MODEL_PRESETS): paper or pointer (pointer world model) | generic | debug"""
     box_toggle: str = "swap"
     """box semantics of the data, the env and the action following score: swap | recolor"""
     env_id: str = "WAV/MultiTask-v0"
@@ -336,7 +336,8 @@ class MiniGridDomain:
 
 
 DOMAIN_PRESETS: dict[str, MiniGridDomain] = {
-    "paper": MiniGridDomain(),
+    # the experiments' world model is the generic conv net (the pointer one: `models="pointer"`)
+    "paper": MiniGridDomain(models="generic"),
     "debug": MiniGridDomain(models="debug", afs_states=20),
 }
 

@@ -42,7 +42,8 @@ class AcquisitionExperiment:
     preset: str = "paper"
     """the row of every preset table (models, round, pool protocol): paper | debug"""
     models: str | None = None
-    """model preset overriding the preset's: paper (pointer world model) | generic (without pointer heads, like the published net)"""
+    """model preset overriding the preset's (paper: generic): generic (like the published net) | pointer (pointer heads; leaves the
+    published benchmark nothing to acquire)"""
     test_overlap: bool = False
     """generated test set: keep transitions that also occur in the pool (as a policy test set collected
     independently does; the published 10,368 must have) instead of excluding them"""

@@ -36,7 +36,7 @@ class OnlineExperiment:
     strategies: tuple[str, ...] = ONLINE_STRATEGIES
     preset: str = "paper"
     models: str | None = None
-    """model preset overriding the online preset's: paper (pointer world model) | generic (like the published net)"""
+    """model preset overriding the preset's (paper: generic): generic (like the published net) | pointer (pointer heads)"""
     data: AcquisitionExperiment = AcquisitionExperiment()
     """where the seed set, test set, AFS states and action-free corpus come from"""
     explore_test: int = 5000
