@@ -85,3 +85,7 @@ def test_reproduce_acquisition_pretrain_is_recorded_and_cached(tmp_path, capsys)
     capsys.readouterr()
     assert main(args[:-1] + ["none"]) == 1
     assert "domain.world_init" in capsys.readouterr().err
+    # --pretrain-epochs is another recipe: another cache file, the runs redone with --force
+    assert main(args + ["--pretrain-epochs", "2", "--force"]) == 0
+    assert json.loads((out / "results.json").read_text())["pretrain"]["epochs"] == 2
+    assert len(list((out / "cache").glob("world-pretrain-inferred-*.pt"))) == 2

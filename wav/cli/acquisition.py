@@ -101,6 +101,7 @@ def register(top, groups) -> None:
     p.add_argument("--pretrain", default="none", choices=["none", "recorded", "inferred"],
                    help="pre-train the world model on --video first: recorded = with the corpus's actions (as published), "
                         "inferred = with actions inferred by a sparse inverse model of the seed set (action-free); default none")
+    p.add_argument("--pretrain-epochs", type=positive_int, default=None, help="epochs of the pretraining (default: the model preset's, 10)")
     _method_flags(p)
     p.set_defaults(func=cmd_acquisition)
     register_online(groups)
@@ -133,7 +134,7 @@ def cmd_acquisition(args) -> int:
         out=args.out, seeds=tuple(args.seeds), strategies=_strategies(args.strategies, PUBLISHED_STRATEGIES), preset=args.preset,
         pool=args.pool, seed_data=args.seed_data, test_data=args.test_data, video=args.video, afs_data=args.afs_data, subgoal=args.subgoal,
         models=args.models, test_overlap=args.test_overlap, backend=args.backend, jobs=args.jobs, ray_address=args.ray_address,
-        round_config=round_config(args, args.preset), pool_config=pool_cfg, force=args.force, pretrain=args.pretrain,
+        round_config=round_config(args, args.preset), pool_config=pool_cfg, force=args.force, pretrain=args.pretrain, pretrain_epochs=args.pretrain_epochs,
         distractors=args.distractors, noise_floors=args.noise_floors, **sizes,
     )
     results = run(exp)

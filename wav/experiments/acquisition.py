@@ -64,6 +64,8 @@ class AcquisitionExperiment:
     own actions, as the authors' code) | inferred (actions labelled by a sparse inverse model fit on the seed
     set: strictly action-free). Once per experiment (seed 0, cached under <out>/cache); every seed's and
     strategy's world model starts from it"""
+    pretrain_epochs: int | None = None
+    """epochs of that pretraining (None: the model preset's `world_model_pretrain`)"""
     distractors: int = 0
     """extra objects in every collected world (pool, seed set, test set, corpus): a harder setting than
     the published one (the scripted policy moves them out of its way)"""
@@ -180,11 +182,16 @@ def subgoal_path(exp: AcquisitionExperiment, paths: dict[str, Path]) -> Path:
 PRETRAIN_CHOICES = ("none", "recorded", "inferred")
 
 
+def pretrain_schedule(exp: AcquisitionExperiment, p):
+    """The pretraining schedule: the model preset's, with `exp.pretrain_epochs` when given."""
+    return p.world_model_pretrain if exp.pretrain_epochs is None else replace(p.world_model_pretrain, epochs=exp.pretrain_epochs)
+
+
 def pretrain_path(exp: AcquisitionExperiment, domain: MiniGridDomain | None = None) -> Path:
     """The cache file of the pretrained world model of this recipe (model, schedule, labels, corpus, seed set)."""
     p = (domain or domain_preset(exp.preset, exp.models)).preset
     label = [asdict(p.inverse), asdict(p.inverse_train), exp.seed_data and os.path.abspath(exp.seed_data), exp.seed_size] if exp.pretrain == "inferred" else []
-    recipe = json.dumps([exp.pretrain, asdict(p.world_model), asdict(p.world_model_pretrain), exp.video and os.path.abspath(exp.video), exp.video_size, *label],
+    recipe = json.dumps([exp.pretrain, asdict(p.world_model), asdict(pretrain_schedule(exp, p)), exp.video and os.path.abspath(exp.video), exp.video_size, *label],
                         sort_keys=True, default=str)
     return Path(exp.out).absolute() / "cache" / f"world-pretrain-{exp.pretrain}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}.pt"
 
@@ -204,8 +211,8 @@ def pretrained_world(exp: AcquisitionExperiment, paths: dict[str, Path], progres
     set_threads(1)
     p = exp.domain.preset
     if progress:
-        print(f"pretraining the world model on {paths['video']} ({exp.pretrain} actions, {p.world_model_pretrain.epochs} epochs)", file=sys.stderr)
-    model, info = pretrain_world_model(video_data(exp, paths), p.world_model, p.world_model_pretrain, "recorded" if exp.pretrain == "recorded" else "inferred",
+        print(f"pretraining the world model on {paths['video']} ({exp.pretrain} actions, {pretrain_schedule(exp, p).epochs} epochs)", file=sys.stderr)
+    model, info = pretrain_world_model(video_data(exp, paths), p.world_model, pretrain_schedule(exp, p), "recorded" if exp.pretrain == "recorded" else "inferred",
                                        load_transitions(paths["seed"]), p.inverse, p.inverse_train, seed=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, model, {**info, "corpus": str(paths["video"])})
@@ -353,6 +360,8 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
 
     if exp.pretrain not in PRETRAIN_CHOICES:
         raise ValueError(f"pretrain must be one of {PRETRAIN_CHOICES}, got {exp.pretrain!r}")
+    if exp.pretrain_epochs is not None and (exp.pretrain_epochs < 1 or exp.pretrain == "none"):
+        raise ValueError(f"pretrain_epochs needs pretraining (--pretrain recorded|inferred) and must be >= 1, got {exp.pretrain_epochs} with pretrain {exp.pretrain!r}")
     if exp.distractors < 0 or not 0 <= exp.noise_floors <= 4 or 3 + exp.distractors + exp.noise_floors > 14:
         raise ValueError(f"distractors >= 0 and noise floors 0..4 must fit the 14 free cells with the 3 task objects, got {exp.distractors} + {exp.noise_floors}")
     if (exp.distractors or exp.noise_floors) and (exp.pool or exp.seed_data or exp.test_data or exp.video):
