@@ -200,7 +200,6 @@ def pretrained_world(exp: AcquisitionExperiment, paths: dict[str, Path], progres
     """Pre-train the world model once per experiment (`exp.pretrain`), cached; returns what it did (None: no pretraining)."""
     from wav.data.io import load_transitions
     from wav.domains.minigrid import pretrain_world_model
-    from wav.runtime import set_threads
     from wav.train import checkpoint_meta, save_checkpoint
 
     if exp.pretrain == "none":
@@ -208,8 +207,7 @@ def pretrained_world(exp: AcquisitionExperiment, paths: dict[str, Path], progres
     path = Path(exp.domain.world_init)
     if path.exists():
         return checkpoint_meta(path)["meta"]
-    set_threads(1)
-    p = exp.domain.preset
+    p = exp.domain.preset  # the fits run on one thread whatever the process's count (wav.train.fit)
     if progress:
         print(f"pretraining the world model on {paths['video']} ({exp.pretrain} actions, {pretrain_schedule(exp, p).epochs} epochs)", file=sys.stderr)
     model, info = pretrain_world_model(video_data(exp, paths), p.world_model, pretrain_schedule(exp, p), "recorded" if exp.pretrain == "recorded" else "inferred",
