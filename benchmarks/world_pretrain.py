@@ -80,7 +80,7 @@ def main() -> None:
             agree = f"{info['label_agreement']:.3f}" if "label_agreement" in info else "1 (recorded)"
             rows.append(f"| {labels} | {e} | {agree} | {score(pre)} | {score(fine)} | {wall:.0f} |")
             print(rows[-1], flush=True)
-    text = "\n".join([
+    write(args.out, [
         "# World-model pretraining on the 25k video file (`python benchmarks/world_pretrain.py`)",
         "",
         f"Development policy set: make-testset seed 31,000, {len(dev)} transitions ({args.per_action} per action), not the",
@@ -93,8 +93,13 @@ def main() -> None:
         *rows,
         "",
     ])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+
+
+def write(path: str, lines: list[str]) -> None:
+    """The markdown report: written to `path` and printed."""
+    text = "\n".join(lines)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
     print(text)
 
 
@@ -120,7 +125,7 @@ def finetune(args, epochs: int, video, seed_set, dev, p, score) -> None:
             model, _ = train_world_model(seed_set, p.world_model, train, seed, model)
             rows.append(f"| {name} | {seed} | {score(model)} |")
             print(rows[-1], flush=True)
-    text = "\n".join([
+    write(args.out, [
         "# Fine-tuning a pretrained world model on the seed set (`python benchmarks/world_pretrain.py --part finetune`)",
         "",
         f"`generic` world model pretrained {epochs} epochs on the 25k video file with its recorded actions ({wall:.0f} s, one thread,",
@@ -132,9 +137,6 @@ def finetune(args, epochs: int, video, seed_set, dev, p, score) -> None:
         *rows,
         "",
     ])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
 
 
 if __name__ == "__main__":

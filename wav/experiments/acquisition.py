@@ -210,7 +210,7 @@ def pretrained_world(exp: AcquisitionExperiment, paths: dict[str, Path], progres
     p = exp.domain.preset  # the fits run on one thread whatever the process's count (wav.train.fit)
     if progress:
         print(f"pretraining the world model on {paths['video']} ({exp.pretrain} actions, {pretrain_schedule(exp, p).epochs} epochs)", file=sys.stderr)
-    model, info = pretrain_world_model(video_data(exp, paths), p.world_model, pretrain_schedule(exp, p), "recorded" if exp.pretrain == "recorded" else "inferred",
+    model, info = pretrain_world_model(video_data(exp, paths), p.world_model, pretrain_schedule(exp, p), exp.pretrain,
                                        load_transitions(paths["seed"]), p.inverse, p.inverse_train, seed=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, model, {**info, "corpus": str(paths["video"])})
