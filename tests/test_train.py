@@ -255,6 +255,25 @@ def test_soup_ends_with_the_mean_of_fits_that_differ_only_in_the_seed():
         fit(build(GridWorldModel, SMALL_WM, 0), rows, dataclasses.replace(cfg, soup=0))
 
 
+def test_anchor_pulls_the_fit_towards_its_starting_weights():
+    rows = _rows(_transitions())
+    cfg = TrainConfig(epochs=5, lr=1e-2, batch_size=16, val_fraction=0)
+    start = build(GridWorldModel, SMALL_WM, 0).state_dict()
+
+    def drift(anchor: float) -> tuple[float, list[float]]:
+        model = build(GridWorldModel, SMALL_WM, 0)
+        h = fit(model, rows, dataclasses.replace(cfg, anchor=anchor), seed=3)
+        return sum(float(((v - start[k]) ** 2).sum()) for k, v in model.state_dict().items() if v.is_floating_point()), h.train_loss
+
+    free, loss_free = drift(0.0)
+    tied, loss_tied = drift(10.0)
+    assert free > 0 and tied < 0.1 * free  # a strong anchor keeps the weights near where the fit started
+    assert loss_tied[-1] > loss_free[-1]  # and costs fit; the history records the data loss, not the penalty
+    assert drift(1e-9) == drift(1e-9)  # deterministic
+    with pytest.raises(ValueError, match="anchor"):
+        fit(build(GridWorldModel, SMALL_WM, 0), rows, dataclasses.replace(cfg, anchor=-1.0))
+
+
 def test_restarts_keep_the_member_with_the_lowest_loss_on_the_data():
     rows = _rows(_transitions())
     cfg = TrainConfig(epochs=3, lr=1e-2, batch_size=16, val_fraction=0)

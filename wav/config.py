@@ -41,6 +41,10 @@ class TrainConfig:
     with the mean of their weights (a model soup of refit seeds; N times the cost). One fit's end point is
     a lottery the loss cannot see (benchmarks/refit_stability.py); the members share a start, so their
     mean stays in one basin"""
+    anchor: float = 0.0
+    """> 0: add anchor * sum((w - w_start)^2) over the parameters to the loss, w_start the weights the fit
+    starts from (L2-SP); a refit continued from the current world model then stays near it on what the new
+    labels do not ask to change. 0: no penalty"""
     restarts: int = 1
     """N > 1: run the fit N times from the same starting weights with seeds seed, seed + 1000, ... and keep
     the one whose deterministic (eval-mode) loss on all the data is lowest (N times the cost; does not

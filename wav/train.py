@@ -89,6 +89,8 @@ def fit(model: nn.Module, data, cfg: TrainConfig, seed: int = 0, log=None) -> Hi
         raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
     if cfg.soup < 1 or cfg.restarts < 1:
         raise ValueError(f"soup and restarts must be >= 1, got soup {cfg.soup}, restarts {cfg.restarts}")
+    if not cfg.anchor >= 0:
+        raise ValueError(f"anchor must be >= 0, got {cfg.anchor}")
     if cfg.soup > 1 and cfg.restarts > 1:
         raise ValueError(f"soup ({cfg.soup}) and restarts ({cfg.restarts}) do not combine: choose one")
     with one_thread():  # the same seed gives the same model whatever the process's thread count
@@ -137,13 +139,18 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
     tail = collections.deque(maxlen=cfg.average_last) if cfg.average_last > 0 and not n_val else None
     pick = cfg.keep_best_train and not n_val  # the best epoch on the training data (no split to choose on)
     start, progress = time.perf_counter(), Progress(f"fit {type(model).__name__}")  # long fits say where they are, at least every 10 s
+    params = [p for p in model.parameters() if p.requires_grad]
+    origin = [p.detach().clone() for p in params] if cfg.anchor > 0 else None  # L2-SP: the weights the fit starts from
     for epoch in range(cfg.epochs):
         model.train()
         total = 0.0
         for batch in train.epoch(cfg.batch_size, g):
             loss = model.training_loss(*batch, generator=g)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if origin is not None:
+                (loss + cfg.anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(params, origin))).backward()
+            else:
+                loss.backward()
             if clip:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()

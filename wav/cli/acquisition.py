@@ -7,7 +7,7 @@ import os
 
 from wav.experiments.common import finite_or_none
 
-from wav.cli.checks import add_parser, input_file, output_dir, positive_int, seeds
+from wav.cli.checks import add_parser, input_file, non_negative_float, output_dir, positive_int, seeds
 
 
 def _strategies(text: str | None, default):
@@ -47,6 +47,8 @@ def _method_flags(p) -> None:
     g.add_argument("--mc-passes", type=positive_int, default=None, help="MC-dropout passes of the uncertainty baseline (default 20; debug 3)")
     g.add_argument("--refit-soup", type=positive_int, default=None,
                    help="each world-model refit ends with the mean weights of N fits that differ only in the seed (default 1; N times the refit cost)")
+    g.add_argument("--refit-anchor", type=non_negative_float, default=None,
+                   help="each world-model refit adds X * |w - w_before|^2 to its loss, pulling it towards the model it continues from (default 0)")
 
 
 def round_config(args, preset: str):
@@ -58,15 +60,17 @@ def round_config(args, preset: str):
     changes = {k: v for k, v in (("k", args.k), ("reduce", args.reduce), ("mc_passes", args.mc_passes)) if v is not None}
     if args.score_cap is not False:
         changes["score_cap"] = args.score_cap
-    soup = getattr(args, "refit_soup", None)
-    if not changes and soup is None:
+    soup, anchor = getattr(args, "refit_soup", None), getattr(args, "refit_anchor", None)
+    if not changes and soup is None and anchor is None:
         return None
     base = ROUND_PRESETS[preset]
     out = replace(base, scoring=replace(base.scoring, **changes))
-    if soup is not None:
+    for flag, name, value in (("--refit-soup", "soup", soup), ("--refit-anchor", "anchor", anchor)):
+        if value is None:
+            continue
         if out.refit is None:
-            raise SystemExit(f"--refit-soup: preset {preset} refits with the model preset's own schedule; give it an explicit refit first")
-        out = replace(out, refit=replace(out.refit, soup=soup))
+            raise SystemExit(f"{flag}: preset {preset} refits with the model preset's own schedule; give it an explicit refit first")
+        out = replace(out, refit=replace(out.refit, **{name: value}))
     return out
 
 

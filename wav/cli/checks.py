@@ -65,6 +65,16 @@ def non_negative_int(text: str) -> int:
     return _integer(text, 0, ">= 0")
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise CheckError(f"must be a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise CheckError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
 def int_list(low: int = 0):
     """A type for comma-separated integers >= low: int_list(1)('200,400') -> (200, 400)."""
 
