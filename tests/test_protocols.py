@@ -182,3 +182,35 @@ def test_minigrid_domain_fits_every_part_and_evaluates():
     batch = d.batch(tr)
     assert batch.states.shape == (len(tr), N_FEATURES) and batch.actions.dtype == torch.int64
     assert verify(batch.states[:3], TrueSubgoalGenerator(), TrueInverseModel(), wm, 4, torch.Generator().manual_seed(0)).scores.shape == (3, 4)
+
+
+def test_medoid_refit_keeps_the_fit_that_agrees_with_the_others():
+    """Three 'fits' predicting constants 0, 0.1 and 5 under an absolute-error loss: pairwise sums 10.2, 10.0
+    and 19.8, so the medoid is the second; the fits get seeds seed + 1000 j."""
+    from wav.loop import medoid_fit, probe_rows
+    from wav.types import TransitionBatch
+
+    class Constant:
+        def __init__(self, c):
+            self.c = c
+
+        def predict(self, states, actions):
+            return torch.full((len(states), 1), self.c)
+
+        def loss(self, states, actions, next_states):
+            return (next_states[:, 0] - self.c).abs()
+
+    seeds, values = [], {5: 0.0, 1005: 0.1, 2005: 5.0}
+
+    def fit(seed):
+        seeds.append(seed)
+        return Constant(values[seed])
+
+    cand = TransitionBatch(torch.arange(10.0).reshape(5, 2), torch.zeros(5, dtype=torch.long), torch.zeros(5, 2))
+    probe = probe_rows(cand, Discrete(3), np.random.default_rng(0), n=4)
+    assert len(probe) == 12 and probe.actions.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert torch.equal(probe.states[:4], probe.states[8:])  # the same 4 states under every action
+    model, k = medoid_fit(fit, 3, 5, probe)
+    assert seeds == [5, 1005, 2005] and k == 1 and model.c == 0.1
+    with pytest.raises(ValueError, match="n >= 1"):
+        medoid_fit(fit, 0, 5, probe)

@@ -223,6 +223,11 @@ class RoundConfig:
     world_model_train); no validation split, so every acquired label is trained on. Chosen on a
     development test set (benchmarks/acquisition.py): as accurate as 40 epochs at batch 32 and lr 1e-3
     in about half the time"""
+    refit_medoid: int = 1
+    """N > 1: each world-model refit runs N fits from the same start that differ only in the seed (seed,
+    seed + 1000, ...) and keeps the medoid: the fit whose predictions on unlabelled probe rows (pool states,
+    or online the visited states, under every action) differ least from the other fits' (wav.loop.medoid_fit).
+    A fit that broke an action type is the odd one out; N times the refit cost"""
     inverse_refit: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, lr=1e-3, batch_size=64, val_fraction=0.0))
     """schedule of the per-round inverse refits, continued from the current inverse model"""
     update_inverse: bool = True

@@ -26,6 +26,8 @@ from wav.data.io import atomic_write
 from wav.domains.base import Domain, PoolData
 from wav.metrics import rank_correlation
 from wav.runtime import package_versions, torch_generator
+from wav.train import MEMBER_SEED_STRIDE
+from wav.types import TransitionBatch
 
 
 @dataclass
@@ -70,6 +72,43 @@ def pool_oracle(domain: Domain, world_model, pool) -> np.ndarray:
     return true_error(domain.batch(pool), Models(world_model=world_model)).double().numpy()
 
 
+PROBE_STATES = 512
+"""states in the probe rows of a medoid refit (each under every action of a discrete space)"""
+
+
+def probe_rows(cand: TransitionBatch, space, rng: np.random.Generator, n: int = PROBE_STATES) -> TransitionBatch:
+    """Unlabelled (state, action) rows on which the fits of a medoid refit are compared: n states drawn from
+    `cand`, each under every action of a discrete space (a continuous one keeps the rows' own actions).
+    Next states are the rows' own and are never read."""
+    pick = torch.from_numpy(np.sort(rng.choice(len(cand), min(n, len(cand)), replace=False)))
+    rows = cand.subset(pick)
+    if not isinstance(space, Discrete):
+        return rows
+    k = len(rows)
+    acts = space.all().to(rows.actions.dtype).repeat_interleave(k)
+    return TransitionBatch(rows.states.repeat(space.n, 1), acts, rows.next_states.repeat(space.n, 1))
+
+
+def medoid_fit(fit: Callable[[int], Any], n: int, seed: int, probe: TransitionBatch) -> tuple[Any, int]:
+    """The medoid of n fits `fit(seed + MEMBER_SEED_STRIDE * j)`: the member i whose predictions on the probe
+    rows are closest to the others', sum over j of the mean `loss` of i's prediction under j and of j's under
+    i (the world model's own prediction error, so any domain's metric). Returns (model, its index j)."""
+    if n < 1:
+        raise ValueError(f"a medoid refit needs n >= 1 fits, got {n}")
+    models = [fit(seed + MEMBER_SEED_STRIDE * j) for j in range(n)]
+    if n == 1:
+        return models[0], 0
+    d = np.zeros((n, n))
+    with torch.no_grad():
+        preds = [m.predict(probe.states, probe.actions) for m in models]
+        for i, m in enumerate(models):
+            for j in range(n):
+                if i != j:
+                    d[i, j] = float(m.loss(probe.states, probe.actions, preds[j]).mean())
+    k = int(np.argmin((d + d.T).sum(1)))  # ties: the earliest member
+    return models[k], k
+
+
 def _write_json(path: Path, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str)))
 
@@ -89,6 +128,8 @@ class _Run:
         self.metrics_path = Path(run_dir) / "metrics.jsonl"
         self.metrics_path.unlink(missing_ok=True)
         self.rows: list[dict] = []
+        self.probe: TransitionBatch | None = None
+        """unlabelled rows of a medoid refit (None: the labelled set's states under every action)"""
 
     def emit(self, row: dict) -> None:
         self.rows.append(row)
@@ -99,7 +140,17 @@ class _Run:
         """Refit the world model (and the strategy's inverse model, and an ensemble) on all labels."""
         m, cfg, d = self.models, self.cfg, self.domain
         base = m.world_model if cfg.continue_training else None
-        m.world_model = d.fit("world_model", self.labelled, seed, cfg.refit, copy.deepcopy(base) if base is not None else None)
+
+        def one(s: int):
+            return d.fit("world_model", self.labelled, s, cfg.refit, copy.deepcopy(base) if base is not None else None)
+
+        if cfg.refit_medoid > 1:
+            probe = self.probe
+            if probe is None:
+                probe = probe_rows(d.batch(self.labelled), d.space, np.random.default_rng([seed, 7]))
+            m.world_model, _ = medoid_fit(one, cfg.refit_medoid, seed, probe)
+        else:
+            m.world_model = one(seed)
         if m.ensemble is not None and refit_ensemble:
             ens = copy.deepcopy(m.ensemble) if cfg.continue_training else None  # never train the shared seed-set ensemble in place
             m.ensemble = d.fit("ensemble", self.labelled, seed, cfg.refit, ens, members=cfg.ensemble_members)
@@ -130,6 +181,8 @@ def run_pool(domain: Domain, strategy_name: str, seed: int, data: PoolData, shar
     run = _Run(domain, strategy, seed, shared, round_cfg, data.seed_set, run_dir, [seed, sum(map(ord, strategy_name))])
     cand = domain.batch(data.pool)
     available = np.ones(len(cand), bool)
+    if round_cfg.refit_medoid > 1:
+        run.probe = probe_rows(cand, domain.space, np.random.default_rng([seed, 7]))
     run.emit({"round": 0, "labels": len(run.labelled), **(start or domain.evaluate(run.models.world_model, data))})
     for r in range(1, pool_cfg.rounds + 1):
         t0 = time.perf_counter()

@@ -47,6 +47,8 @@ def _method_flags(p) -> None:
     g.add_argument("--mc-passes", type=positive_int, default=None, help="MC-dropout passes of the uncertainty baseline (default 20; debug 3)")
     g.add_argument("--refit-soup", type=positive_int, default=None,
                    help="each world-model refit ends with the mean weights of N fits that differ only in the seed (default 1; N times the refit cost)")
+    g.add_argument("--refit-medoid", type=positive_int, default=None,
+                   help="each world-model refit runs N fits that differ only in the seed and keeps the one whose predictions on unlabelled probe states agree most with the others' (default 1; N times the refit cost)")
     g.add_argument("--refit-anchor", type=non_negative_float, default=None,
                    help="each world-model refit adds X * |w - w_before|^2 to its loss, pulling it towards the model it continues from (default 0)")
 
@@ -60,11 +62,13 @@ def round_config(args, preset: str):
     changes = {k: v for k, v in (("k", args.k), ("reduce", args.reduce), ("mc_passes", args.mc_passes)) if v is not None}
     if args.score_cap is not False:
         changes["score_cap"] = args.score_cap
-    soup, anchor = getattr(args, "refit_soup", None), getattr(args, "refit_anchor", None)
-    if not changes and soup is None and anchor is None:
+    soup, anchor, medoid = getattr(args, "refit_soup", None), getattr(args, "refit_anchor", None), getattr(args, "refit_medoid", None)
+    if not changes and soup is None and anchor is None and medoid is None:
         return None
     base = ROUND_PRESETS[preset]
     out = replace(base, scoring=replace(base.scoring, **changes))
+    if medoid is not None:
+        out = replace(out, refit_medoid=medoid)
     for flag, name, value in (("--refit-soup", "soup", soup), ("--refit-anchor", "anchor", anchor)):
         if value is None:
             continue

@@ -1,16 +1,19 @@
-"""Refit recipes against broken action types, chosen on a DEVELOPMENT set (issue 15, part 3).
+"""Refit recipes against broken action types, compared on a DEVELOPMENT set (issue 15, part 3).
 
 Simulates the pool protocol's refits outside the acquisition loop, so that many refits are cheap: per seed,
 the `generic` world model is fit on the 200 published seed transitions (from the 3-epoch video pretraining
 with `--pretrain recorded`, or from scratch), then refit `--rounds` times on all labels after adding a batch
 of `--budget` pool transitions, chosen either uniformly at random or by the true error of the current model
 (the oracle's batch: the most skewed batch the protocol produces). Every recipe runs its own chain from the
-same seed-set model. A refit is *broken* when some action's error on the development policy set
+same seed-set model. Recipes: `as run` (the loop's refit), `anchor=X` (TrainConfig.anchor, L2-SP towards the
+model the refit continues from), `soup=N` (TrainConfig.soup) and `medoid=N` (RoundConfig.refit_medoid: N fits,
+keep the one whose predictions on 512 pool states under every action agree most with the others'). A refit is *broken* when some action's error on the development policy set
 (make-testset seed 31,000, 300 per action; not the acquisition test set) rises above 5x its value before the
 refit and above 1, the definition of benchmarks/refit_breaks.py.
 
-    WAV_THREADS=1 python benchmarks/refit_anchor.py --official $WAV_OFFICIAL_DATA --pretrain recorded \
-        --anchors 0,1e-4,1e-3,1e-2,1e-1 --seeds 0-19 --out benchmarks/results/refit_anchor.md
+    WAV_THREADS=1 python benchmarks/refit_recipes.py --official $WAV_OFFICIAL_DATA --pretrain none \
+        --recipes "as run,anchor=0.001,anchor=0.01,anchor=0.1,anchor=1,soup=3,medoid=3" --seeds 0-19 \
+        --out benchmarks/results/refit_recipes_none.md
 """
 
 from __future__ import annotations
@@ -46,23 +49,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", default=os.environ.get("WAV_OFFICIAL_DATA"), required=os.environ.get("WAV_OFFICIAL_DATA") is None)
     ap.add_argument("--pretrain", default="recorded", choices=["none", "recorded"], help="start from the video pretraining (3 epochs) or from scratch")
-    ap.add_argument("--anchors", default="0,1e-3,1e-2,1e-1", help="comma-separated TrainConfig.anchor values (0: the refit as run)")
+    ap.add_argument("--recipes", default="as run,anchor=0.001,soup=3,medoid=3", help="comma-separated: as run, anchor=X, soup=N, medoid=N")
     ap.add_argument("--seeds", default="0-9")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--budget", type=int, default=50)
     ap.add_argument("--choosers", default="random,oracle")
-    ap.add_argument("--work", default="runs/bench-refit-anchor")
-    ap.add_argument("--out", default="benchmarks/results/refit_anchor.md")
+    ap.add_argument("--work", default="runs/bench-refit-recipes")
+    ap.add_argument("--out", default="benchmarks/results/refit_recipes.md")
     args = ap.parse_args()
-    anchors = [float(a) for a in args.anchors.split(",")]
+    recipes = [r.strip() for r in args.recipes.split(",")]
     choosers = args.choosers.split(",")
-    if min(anchors) < 0 or not set(choosers) <= {"random", "oracle"} or args.rounds < 1 or args.budget < 1:
-        raise SystemExit("refit_anchor: anchors must be >= 0, choosers random|oracle, rounds and budget >= 1")
+    try:
+        parsed = {r: recipe(r) for r in recipes}
+    except ValueError as e:
+        raise SystemExit(f"refit_recipes: --recipes: {e}") from None
+    if not set(choosers) <= {"random", "oracle"} or args.rounds < 1 or args.budget < 1:
+        raise SystemExit("refit_recipes: choosers must be random|oracle, rounds and budget >= 1")
 
     from wav.config import ROUND_PRESETS, model_preset
     from wav.data.collect import make_testset
     from wav.data.io import load_transitions
-    from wav.domains.minigrid import batch, pretrain_world_model, test_metrics, train_world_model
+    from wav.domains.minigrid import SPACE, batch, pretrain_world_model, test_metrics, train_world_model
+    from wav.loop import medoid_fit, probe_rows
     from wav.experiments.common import cached_transitions
     from wav.runtime import cpu_description, set_threads
     from wav.stats import parse_seeds
@@ -72,7 +80,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     seed_set = load_transitions(os.path.join(args.official, SEED))
     pool = load_transitions(os.path.join(args.official, POOL))
-    pool_rows = [x.contiguous() for x in batch(pool).tensors()]
+    pool_batch = batch(pool)
+    pool_rows = [x.contiguous() for x in pool_batch.tensors()]
     dev = cached_transitions(work / "dev_300.npz", lambda: make_testset(300, None, 31_000)[0])
     p = model_preset("generic")
     refit = ROUND_PRESETS["paper"].refit
@@ -81,13 +90,14 @@ def main() -> None:
         pre, _ = pretrain_world_model(load_transitions(os.path.join(args.official, VIDEO)), p.world_model,
                                       replace(p.world_model_pretrain, epochs=3), "recorded")
     log = work / f"refits-{args.pretrain}.jsonl"
-    done = {(r["anchor"], r["chooser"], r["seed"], r["round"]) for r in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
+    done = {(r["recipe"], r["chooser"], r["seed"], r["round"]) for r in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
     t0 = time.perf_counter()
     for seed in parse_seeds(args.seeds):
         base = None
         for chooser in choosers:
-            for anchor in anchors:
-                if all((anchor, chooser, seed, r) in done for r in range(1, args.rounds + 1)):
+            for name in recipes:
+                kind, value = parsed[name]
+                if all((name, chooser, seed, r) in done for r in range(1, args.rounds + 1)):
                     continue
                 if base is None:
                     base, _ = train_world_model(seed_set, p.world_model, p.world_model_train, seed, copy.deepcopy(pre) if pre is not None else None)
@@ -104,51 +114,75 @@ def main() -> None:
                     left[pick] = False
                     labelled = type(seed_set).concat([labelled, pool.subset(pick)])
                     t = time.perf_counter()
-                    model, _ = train_world_model(labelled, p.world_model, replace(refit, anchor=anchor), seed + r, model)
+                    start = model
+
+                    def one(s, start=start, labelled=labelled, kind=kind, value=value):
+                        train = replace(refit, **{kind: value}) if kind in ("anchor", "soup") else refit
+                        return train_world_model(labelled, p.world_model, train, s, copy.deepcopy(start))[0]
+
+                    if kind == "medoid":
+                        model, _ = medoid_fit(one, int(value), seed + r, probe_rows(pool_batch, SPACE, np.random.default_rng([seed, 7])))
+                    else:
+                        model = one(seed + r)
                     secs = time.perf_counter() - t
                     now = test_metrics(model, dev)
-                    row = {"anchor": anchor, "chooser": chooser, "seed": seed, "round": r, "seconds": secs,
+                    row = {"recipe": name, "chooser": chooser, "seed": seed, "round": r, "seconds": secs,
                            "before": prev["per_action_error"], "after": now["per_action_error"], "pred_error": now["pred_error"]}
                     with log.open("a") as f:
                         f.write(json.dumps(row) + "\n")
                     prev = now
-                print(f"[{time.perf_counter() - t0:.0f}s] seed {seed} {chooser} anchor {anchor:g}: dev error {prev['pred_error']:.3f}", flush=True)
-    report(args, log, anchors, choosers, cpu_description())
+                print(f"[{time.perf_counter() - t0:.0f}s] seed {seed} {chooser} {name}: dev error {prev['pred_error']:.3f}", flush=True)
+    report(args, log, recipes, choosers, cpu_description())
 
 
-def report(args, log: Path, anchors: list[float], choosers: list[str], machine: str) -> None:
+def recipe(text: str) -> tuple[str, float | int | None]:
+    """'as run' -> ('as run', None); 'anchor=1e-3' -> ('anchor', 0.001); 'soup=3' / 'medoid=3' -> (kind, 3)."""
+    if text == "as run":
+        return text, None
+    kind, _, value = text.partition("=")
+    if kind == "anchor":
+        v = float(value)
+        if not v >= 0:
+            raise ValueError(f"anchor must be >= 0, got {value!r}")
+        return kind, v
+    if kind in ("soup", "medoid") and value.isdigit() and int(value) >= 1:
+        return kind, int(value)
+    raise ValueError(f"unknown recipe {text!r}; expected 'as run', anchor=X, soup=N or medoid=N")
+
+
+def report(args, log: Path, recipes: list[str], choosers: list[str], machine: str) -> None:
     from wav.stats import paired_difference, parse_seeds
 
     rows = [json.loads(x) for x in log.read_text().splitlines()]
     seeds = set(parse_seeds(args.seeds))
-    rows = [r for r in rows if r["seed"] in seeds and r["anchor"] in anchors and r["chooser"] in choosers]
-    L = [f"# Refit recipes on a development set (`benchmarks/refit_anchor.py`, pretraining: {args.pretrain})", "",
+    rows = [r for r in rows if r["seed"] in seeds and r["recipe"] in recipes and r["chooser"] in choosers]
+    L = [f"# Refit recipes on a development set (`benchmarks/refit_recipes.py`, pretraining: {args.pretrain})", "",
          f"`generic` world model, {'3-epoch recorded video pretraining + ' if args.pretrain == 'recorded' else ''}the seed-set fit, then "
          f"{args.rounds} refits (the loop's schedule: 30 epochs, lr 2e-3, batch 64, continued) after adding {args.budget} pool transitions, "
          f"chosen at random or by true error (oracle). Seeds {args.seeds}. Broken: some action's error on the development set "
          "(make-testset seed 31,000, 2,100 transitions) > 5x before and > 1. Final error: the development-set Prediction Error "
-         f"after the last round, paired with the unanchored refit over (seed, chooser). {machine}, one thread.", "",
-         "| anchor | refits | broken | final error (mean) | − anchor 0 [95% CI] (p) | s per refit |", "|---|---|---|---|---|---|"]
+         f"after the last round, paired with the first recipe over (seed, chooser). {machine}, one thread.", "",
+         f"| recipe | refits | broken | final error (mean) | − {recipes[0]} [95% CI] (p) | s per refit |", "|---|---|---|---|---|---|"]
     final = {}
-    for a in anchors:
-        rs = [r for r in rows if r["anchor"] == a]
+    for a in recipes:
+        rs = [r for r in rows if r["recipe"] == a]
         final[a] = {(r["seed"], r["chooser"]): r["pred_error"] for r in rs if r["round"] == args.rounds}
     details = []
-    for a in anchors:
-        rs = [r for r in rows if r["anchor"] == a]
+    for a in recipes:
+        rs = [r for r in rows if r["recipe"] == a]
         hits = []
         for r in rs:
             h = [f"{k} {r['before'][k]:.2f}->{r['after'][k]:.1f}" for k in r["before"] if r["after"][k] > 5 * r["before"][k] and r["after"][k] > 1]
             if h:
                 hits.append(r)
-                details.append(f"- anchor {a:g}, {r['chooser']} seed {r['seed']} round {r['round']}: {', '.join(h)}")
-        keys = sorted(set(final[a]) & set(final[anchors[0]]))
+                details.append(f"- {a}, {r['chooser']} seed {r['seed']} round {r['round']}: {', '.join(h)}")
+        keys = sorted(set(final[a]) & set(final[recipes[0]]))
         diff = "—"
-        if a != anchors[0] and len(keys) > 1:
-            d = paired_difference([final[a][k] for k in keys], [final[anchors[0]][k] for k in keys])
+        if a != recipes[0] and len(keys) > 1:
+            d = paired_difference([final[a][k] for k in keys], [final[recipes[0]][k] for k in keys])
             diff = f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] (p={d['p_ttest']:.2g})"
         vals = list(final[a].values())
-        L.append(f"| {a:g} | {len(rs)} | {len(hits)} | {np.mean(vals):.3f} | {diff} | {np.mean([r['seconds'] for r in rs]):.1f} |")
+        L.append(f"| {a} | {len(rs)} | {len(hits)} | {np.mean(vals):.3f} | {diff} | {np.mean([r['seconds'] for r in rs]):.1f} |")
     L += ["", "Broken refits:", "", *(details or ["- none"]), ""]
     text = "\n".join(L)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
