@@ -5,8 +5,9 @@ the `generic` world model is fit on the 200 published seed transitions (from the
 with `--pretrain recorded`, or from scratch), then refit `--rounds` times on all labels after adding a batch
 of `--budget` pool transitions, chosen either uniformly at random or by the true error of the current model
 (the oracle's batch: the most skewed batch the protocol produces). Every recipe runs its own chain from the
-same seed-set model. Recipes: `as run` (the loop's refit), `anchor=X` (TrainConfig.anchor, L2-SP towards the
-model the refit continues from), `soup=N` (TrainConfig.soup) and `medoid=N` (RoundConfig.refit_medoid: N fits,
+same seed-set model. Recipes: `as run` (the loop's refit), or parts joined by `+`: `anchor=X` (TrainConfig.anchor,
+L2-SP towards the model the refit continues from), `soup=N` (TrainConfig.soup), `balanced` (TrainConfig.
+balance_actions: every action an equal share of each epoch) and `medoid=N` (RoundConfig.refit_medoid: N fits,
 keep the one whose predictions on 512 pool states under every action agree most with the others'). A refit is *broken* when some action's error on the development policy set
 (make-testset seed 31,000, 300 per action; not the acquisition test set) rises above 5x its value before the
 refit and above 1, the definition of benchmarks/refit_breaks.py.
@@ -49,7 +50,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", default=os.environ.get("WAV_OFFICIAL_DATA"), required=os.environ.get("WAV_OFFICIAL_DATA") is None)
     ap.add_argument("--pretrain", default="recorded", choices=["none", "recorded"], help="start from the video pretraining (3 epochs) or from scratch")
-    ap.add_argument("--recipes", default="as run,anchor=0.001,soup=3,medoid=3", help="comma-separated: as run, anchor=X, soup=N, medoid=N")
+    ap.add_argument("--recipes", default="as run,soup=3,medoid=3,balanced,balanced+medoid=3",
+                    help="comma-separated: as run, or parts anchor=X, soup=N, balanced, medoid=N joined by +")
     ap.add_argument("--seeds", default="0-9")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--budget", type=int, default=50)
@@ -67,11 +69,10 @@ def main() -> None:
         raise SystemExit("refit_recipes: choosers must be random|oracle, rounds and budget >= 1")
 
     from wav.config import ROUND_PRESETS, model_preset
-    from wav.data.collect import make_testset
     from wav.data.io import load_transitions
     from wav.domains.minigrid import SPACE, batch, pretrain_world_model, test_metrics, train_world_model
     from wav.loop import medoid_fit, probe_rows
-    from wav.experiments.common import cached_transitions
+    from wav.experiments.common import development_set
     from wav.runtime import cpu_description, set_threads
     from wav.stats import parse_seeds
 
@@ -82,7 +83,7 @@ def main() -> None:
     pool = load_transitions(os.path.join(args.official, POOL))
     pool_batch = batch(pool)
     pool_rows = [x.contiguous() for x in pool_batch.tensors()]
-    dev = cached_transitions(work / "dev_300.npz", lambda: make_testset(300, None, 31_000)[0])
+    dev = development_set(work)
     p = model_preset("generic")
     refit = ROUND_PRESETS["paper"].refit
     pre = None
@@ -96,7 +97,7 @@ def main() -> None:
         base = None
         for chooser in choosers:
             for name in recipes:
-                kind, value = parsed[name]
+                changes, medoid = parsed[name]
                 if all((name, chooser, seed, r) in done for r in range(1, args.rounds + 1)):
                     continue
                 if base is None:
@@ -116,12 +117,11 @@ def main() -> None:
                     t = time.perf_counter()
                     start = model
 
-                    def one(s, start=start, labelled=labelled, kind=kind, value=value):
-                        train = replace(refit, **{kind: value}) if kind in ("anchor", "soup") else refit
-                        return train_world_model(labelled, p.world_model, train, s, copy.deepcopy(start))[0]
+                    def one(s, start=start, labelled=labelled, changes=changes):
+                        return train_world_model(labelled, p.world_model, replace(refit, **changes), s, copy.deepcopy(start))[0]
 
-                    if kind == "medoid":
-                        model, _ = medoid_fit(one, int(value), seed + r, probe_rows(pool_batch, SPACE, np.random.default_rng([seed, 7])))
+                    if medoid > 1:
+                        model, _ = medoid_fit(one, medoid, seed + r, probe_rows(pool_batch, SPACE, np.random.default_rng([seed, 7])))
                     else:
                         model = one(seed + r)
                     secs = time.perf_counter() - t
@@ -135,19 +135,28 @@ def main() -> None:
     report(args, log, recipes, choosers, cpu_description())
 
 
-def recipe(text: str) -> tuple[str, float | int | None]:
-    """'as run' -> ('as run', None); 'anchor=1e-3' -> ('anchor', 0.001); 'soup=3' / 'medoid=3' -> (kind, 3)."""
+def recipe(text: str) -> tuple[dict, int]:
+    """A recipe name -> (TrainConfig changes, medoid fits): 'as run' -> ({}, 1); parts joined by '+' among
+    anchor=X, soup=N, balanced (TrainConfig.balance_actions) and medoid=N, e.g. 'balanced+medoid=3'."""
+    changes, medoid = {}, 1
     if text == "as run":
-        return text, None
-    kind, _, value = text.partition("=")
-    if kind == "anchor":
-        v = float(value)
-        if not v >= 0:
-            raise ValueError(f"anchor must be >= 0, got {value!r}")
-        return kind, v
-    if kind in ("soup", "medoid") and value.isdigit() and int(value) >= 1:
-        return kind, int(value)
-    raise ValueError(f"unknown recipe {text!r}; expected 'as run', anchor=X, soup=N or medoid=N")
+        return changes, medoid
+    for part in text.split("+"):
+        kind, _, value = part.partition("=")
+        if kind == "anchor" and value:
+            changes["anchor"] = float(value)
+            if not changes["anchor"] >= 0:
+                raise ValueError(f"anchor must be >= 0, got {value!r}")
+        elif kind == "balanced" and not value:
+            changes["balance_actions"] = True
+        elif kind in ("soup", "medoid") and value.isdigit() and int(value) >= 1:
+            if kind == "soup":
+                changes["soup"] = int(value)
+            else:
+                medoid = int(value)
+        else:
+            raise ValueError(f"unknown recipe part {part!r} in {text!r}; expected 'as run' or parts anchor=X, soup=N, balanced, medoid=N joined by +")
+    return changes, medoid
 
 
 def report(args, log: Path, recipes: list[str], choosers: list[str], machine: str) -> None:

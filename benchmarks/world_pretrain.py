@@ -47,10 +47,9 @@ def main() -> None:
         raise SystemExit("--epochs: every count must be >= 1")
 
     from wav.config import model_preset
-    from wav.data.collect import make_testset
     from wav.data.io import load_transitions
     from wav.domains.minigrid import pretrain_world_model, test_metrics, train_world_model
-    from wav.experiments.common import cached_transitions
+    from wav.experiments.common import development_set
     from wav.runtime import cpu_description, set_threads
 
     set_threads(1)
@@ -58,7 +57,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     video = load_transitions(os.path.join(args.official, VIDEO))
     seed_set = load_transitions(os.path.join(args.official, SEED))
-    dev = cached_transitions(work / f"dev_{args.per_action}.npz", lambda: make_testset(args.per_action, None, 31_000)[0])
+    dev = development_set(work, args.per_action)
     p = model_preset("generic")
 
     def score(model) -> str:

@@ -15,7 +15,7 @@ from wav.envs.minigrid.states import random_states
 from wav.evaluate import execute
 from wav.models import GridWorldModel, SparseInverseModel
 from wav.domains.minigrid import train_inverse, train_world_model
-from wav.train import build, checkpoint_meta, fit, load_checkpoint, load_into, save_checkpoint
+from wav.train import Rows, build, checkpoint_meta, fit, load_checkpoint, load_into, save_checkpoint
 from wav.data.io import Transitions
 
 
@@ -306,3 +306,19 @@ def test_progress_prints_a_line_once_its_period_has_passed(capsys):
     Progress("episodes", every=0)(lambda: "1/3 done")
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("fit thing: step 2/5, ") and err[0].endswith(" s") and err[1].startswith("episodes: 1/3 done")
+
+
+def test_balanced_rows_give_every_action_an_equal_share_of_an_epoch():
+    states = torch.arange(8.0).reshape(8, 1)
+    actions = torch.tensor([0, 0, 0, 0, 0, 0, 1, 2])  # 6 : 1 : 1
+    rows = Rows(states, actions, states).balanced()
+    g = torch.Generator().manual_seed(0)
+    drawn = torch.cat([b[1] for _ in range(300) for b in rows.epoch(4, g)])
+    assert len(drawn) == 300 * 8
+    share = torch.bincount(drawn, minlength=3).double() / len(drawn)
+    assert torch.allclose(share, torch.full((3,), 1 / 3, dtype=torch.float64), atol=0.03)  # not 0.75 / 0.125 / 0.125
+    train, val = rows.split(2, g)
+    assert len(train) == 6 and train.weights is not None and val.weights is None
+    assert [len(b[0]) for b in Rows(states, actions, states).epoch(4, g)] == [4, 4]  # unweighted: each row once
+    with pytest.raises(ValueError, match="integer action"):
+        Rows(states, torch.rand(8), states).balanced()

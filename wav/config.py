@@ -45,6 +45,10 @@ class TrainConfig:
     """> 0: add anchor * sum((w - w_start)^2) over the parameters to the loss, w_start the weights the fit
     starts from (L2-SP); a refit continued from the current world model then stays near it on what the new
     labels do not ask to change. 0: no penalty"""
+    balance_actions: bool = False
+    """draw each epoch's rows (state, action, ...) with probability 1 / (rows of the same action), with
+    replacement, so every action has an equal share of the loss whatever the labels' action mix (an
+    acquired batch of one action type does not crowd out the others); False: every row once per epoch"""
     restarts: int = 1
     """N > 1: run the fit N times from the same starting weights with seeds seed, seed + 1000, ... and keep
     the one whose deterministic (eval-mode) loss on all the data is lowest (N times the cost; does not

@@ -48,18 +48,33 @@ class Rows:
     one pass of shuffled minibatches, each the positional arguments of `model.training_loss`;
     `chunks(size)` yields a deterministic pass (validation)."""
 
-    def __init__(self, *tensors: Tensor):
+    def __init__(self, *tensors: Tensor, weights: Tensor | None = None):
         self.tensors = tensors
+        self.weights = weights
+        """None: an epoch visits every row once; else it draws len rows with these probabilities (with replacement)"""
 
     def __len__(self) -> int:
         return len(self.tensors[0])
 
+    def balanced(self) -> "Rows":
+        """The same rows drawn with probability 1 / (rows with the same action): rows (state, action, ...)
+        with integer actions, so every action present gets an equal share of each epoch."""
+        a = self.tensors[1] if len(self.tensors) > 1 else None
+        if a is None or a.dim() != 1 or a.is_floating_point():
+            raise ValueError("balance_actions needs rows (state, action, ...) with one integer action per row")
+        return Rows(*self.tensors, weights=1.0 / torch.bincount(a)[a].double())
+
     def split(self, n_val: int, generator: torch.Generator) -> tuple["Rows", "Rows"]:
         perm = torch.randperm(len(self), generator=generator)
-        return Rows(*(t[perm[n_val:]] for t in self.tensors)), Rows(*(t[perm[:n_val]] for t in self.tensors))
+        w = self.weights
+        return (Rows(*(t[perm[n_val:]] for t in self.tensors), weights=None if w is None else w[perm[n_val:]]),
+                Rows(*(t[perm[:n_val]] for t in self.tensors)))
 
     def epoch(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple[Tensor, ...]]:
-        order = torch.randperm(len(self), generator=generator)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, len(self), replacement=True, generator=generator)
+        else:
+            order = torch.randperm(len(self), generator=generator)
         for i in range(0, len(self), batch_size):
             idx = order[i : i + batch_size]
             yield tuple(t[idx] for t in self.tensors)
@@ -85,6 +100,10 @@ def fit(model: nn.Module, data, cfg: TrainConfig, seed: int = 0, log=None) -> Hi
     `model.training_loss(*chunk)` without a generator, i.e. deterministic (no dropout, hard mask).
     """
     data = Rows(*data) if isinstance(data, tuple) else data
+    if cfg.balance_actions:
+        if not isinstance(data, Rows):
+            raise ValueError("balance_actions needs a Rows sampler (one-step rows), not a sequence sampler")
+        data = data.balanced()
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
     if cfg.soup < 1 or cfg.restarts < 1:

@@ -49,6 +49,8 @@ def _method_flags(p) -> None:
                    help="each world-model refit ends with the mean weights of N fits that differ only in the seed (default 1; N times the refit cost)")
     g.add_argument("--refit-medoid", type=positive_int, default=None,
                    help="each world-model refit runs N fits that differ only in the seed and keeps the one whose predictions on unlabelled probe states agree most with the others' (default 1; N times the refit cost)")
+    g.add_argument("--refit-balance", action="store_true", default=None,
+                   help="each world-model refit draws its rows so that every action has an equal share of an epoch, whatever the labels' action mix")
     g.add_argument("--refit-anchor", type=non_negative_float, default=None,
                    help="each world-model refit adds X * |w - w_before|^2 to its loss, pulling it towards the model it continues from (default 0)")
 
@@ -63,13 +65,14 @@ def round_config(args, preset: str):
     if args.score_cap is not False:
         changes["score_cap"] = args.score_cap
     soup, anchor, medoid = getattr(args, "refit_soup", None), getattr(args, "refit_anchor", None), getattr(args, "refit_medoid", None)
-    if not changes and soup is None and anchor is None and medoid is None:
+    balance = getattr(args, "refit_balance", None)
+    if not changes and soup is None and anchor is None and medoid is None and balance is None:
         return None
     base = ROUND_PRESETS[preset]
     out = replace(base, scoring=replace(base.scoring, **changes))
     if medoid is not None:
         out = replace(out, refit_medoid=medoid)
-    for flag, name, value in (("--refit-soup", "soup", soup), ("--refit-anchor", "anchor", anchor)):
+    for flag, name, value in (("--refit-soup", "soup", soup), ("--refit-anchor", "anchor", anchor), ("--refit-balance", "balance_actions", balance)):
         if value is None:
             continue
         if out.refit is None:

@@ -18,6 +18,18 @@ from wav.data.io import load_transitions, save_transitions
 from wav.data.io import Transitions
 
 
+DEVELOPMENT_SEED = 31_000
+"""make-testset seed of the development policy set the benchmarks choose settings on (never a reported test set)"""
+
+
+def development_set(folder: Path, per_action: int = 300) -> Transitions:
+    """The development policy set (make-testset seed DEVELOPMENT_SEED, `per_action` transitions per action),
+    generated once and cached in `folder`."""
+    from wav.data.collect import make_testset
+
+    return cached_transitions(Path(folder) / f"dev_{per_action}.npz", lambda: make_testset(per_action, None, DEVELOPMENT_SEED)[0])
+
+
 def cached_transitions(path: Path, make: Callable[[], Transitions], given: str | None = None) -> Transitions:
     """A given file, else a cached generated one at `path` (generated and written atomically once)."""
     if given:
