@@ -1,4 +1,4 @@
-"""Refit breaks read off two finished acquisition sweeps (issue 15 part 3): the same runs as run, with two
+"""Refit breaks read off two finished acquisition (or online) sweeps (issue 15 part 3): the same runs as run, with two
 refit recipes (e.g. the default refit and `--refit-soup 3`). Nothing is refitted here; the records are read.
 
 A refit is *broken* when some action's test error after it is above 5x its error before it and above 1
@@ -72,7 +72,8 @@ def main() -> None:
                     hit = broken(r0["per_action_error"], r1["per_action_error"])
                     if hit:
                         c += 1
-                        details.append(f"- {name}, {s} seed {k}, round {r1['round']}: {', '.join(hit)}")
+                        when = f"round {r1['round']}" if "round" in r1 else f"step {r1['steps']}"  # pool rounds, or online refits
+                        details.append(f"- {name}, {s} seed {k}, {when}: {', '.join(hit)}")
             counts.append(c)
             total[name] += c
             finals.append([D[(s, k)]["rows"][-1]["pred_error"] for k in seeds])
