@@ -81,8 +81,9 @@ def main() -> None:
         n_refits += refits
         d = paired_difference(finals[1], finals[0])
         sec = [np.mean([D[(s, k)]["seconds"] for k in seeds]) for D in (A, B)]
+        secs = f"{sec[0]:.0f} / {sec[1]:.0f}" if max(sec) > 0 else "not recorded"  # online runs time no refits
         L.append(f"| {s} | {len(seeds)} | {refits} | {counts[0]} | {counts[1]} | {mean_ci(finals[0])[0]:.3f} | {mean_ci(finals[1])[0]:.3f} | "
-                 f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] (p={d['p_ttest']:.2g}) | {sec[0]:.0f} / {sec[1]:.0f} |")
+                 f"{d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] (p={d['p_ttest']:.2g}) | {secs} |")
     L += ["", f"All strategies: {n_refits} refits; broken {total[names[0]]} ({names[0]}) and {total[names[1]]} ({names[1]}).", "",
           "Broken refits:", "", *(details or ["- none"]), ""]
     text = "\n".join(L)
