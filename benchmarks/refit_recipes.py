@@ -8,7 +8,9 @@ of `--budget` pool transitions, chosen either uniformly at random or by the true
 same seed-set model. Recipes: `as run` (the loop's refit), or parts joined by `+`: `anchor=X` (TrainConfig.anchor,
 L2-SP towards the model the refit continues from), `soup=N` (TrainConfig.soup), `balanced` (TrainConfig.
 balance_actions: every action an equal share of each epoch) and `medoid=N` (RoundConfig.refit_medoid: N fits,
-keep the one whose predictions on 512 pool states under every action agree most with the others'). A refit is *broken* when some action's error on the development policy set
+keep the one whose predictions on 512 pool states under every action agree most with the others'), with
+`branch=E`: the medoid's fits share the refit's first epochs and differ only in its last E (cheaper).
+A refit is *broken* when some action's error on the development policy set
 (make-testset seed 31,000, 300 per action; not the acquisition test set) rises above 5x its value before the
 refit and above 1, the definition of benchmarks/refit_breaks.py.
 
@@ -97,7 +99,7 @@ def main() -> None:
         base = None
         for chooser in choosers:
             for name in recipes:
-                changes, medoid = parsed[name]
+                changes, medoid, branch = parsed[name]
                 if all((name, chooser, seed, r) in done for r in range(1, args.rounds + 1)):
                     continue
                 if base is None:
@@ -115,10 +117,13 @@ def main() -> None:
                     left[pick] = False
                     labelled = type(seed_set).concat([labelled, pool.subset(pick)])
                     t = time.perf_counter()
-                    start = model
+                    start, train = model, replace(refit, **changes)
+                    if branch:  # the shared first epochs, then each fit of the medoid runs the last `branch`
+                        start = train_world_model(labelled, p.world_model, replace(train, epochs=train.epochs - branch), seed + r, copy.deepcopy(model))[0]
+                        train = replace(train, epochs=branch)
 
-                    def one(s, start=start, labelled=labelled, changes=changes):
-                        return train_world_model(labelled, p.world_model, replace(refit, **changes), s, copy.deepcopy(start))[0]
+                    def one(s, start=start, labelled=labelled, train=train):
+                        return train_world_model(labelled, p.world_model, train, s, copy.deepcopy(start))[0]
 
                     if medoid > 1:
                         model, _ = medoid_fit(one, medoid, seed + r, probe_rows(pool_batch, SPACE, np.random.default_rng([seed, 7])))
@@ -135,12 +140,13 @@ def main() -> None:
     report(args, log, recipes, choosers, cpu_description())
 
 
-def recipe(text: str) -> tuple[dict, int]:
-    """A recipe name -> (TrainConfig changes, medoid fits): 'as run' -> ({}, 1); parts joined by '+' among
-    anchor=X, soup=N, balanced (TrainConfig.balance_actions) and medoid=N, e.g. 'balanced+medoid=3'."""
-    changes, medoid = {}, 1
+def recipe(text: str) -> tuple[dict, int, int]:
+    """A recipe name -> (TrainConfig changes, medoid fits, branch epochs): 'as run' -> ({}, 1, 0); parts joined
+    by '+' among anchor=X, soup=N, balanced (TrainConfig.balance_actions), medoid=N and branch=E (the medoid's
+    fits share the refit's first epochs and differ only in its last E), e.g. 'medoid=3+branch=10'."""
+    changes, medoid, branch = {}, 1, 0
     if text == "as run":
-        return changes, medoid
+        return changes, medoid, branch
     for part in text.split("+"):
         kind, _, value = part.partition("=")
         if kind == "anchor" and value:
@@ -149,14 +155,16 @@ def recipe(text: str) -> tuple[dict, int]:
                 raise ValueError(f"anchor must be >= 0, got {value!r}")
         elif kind == "balanced" and not value:
             changes["balance_actions"] = True
-        elif kind in ("soup", "medoid") and value.isdigit() and int(value) >= 1:
+        elif kind in ("soup", "medoid", "branch") and value.isdigit() and int(value) >= 1:
             if kind == "soup":
                 changes["soup"] = int(value)
-            else:
+            elif kind == "medoid":
                 medoid = int(value)
+            else:
+                branch = int(value)
         else:
-            raise ValueError(f"unknown recipe part {part!r} in {text!r}; expected 'as run' or parts anchor=X, soup=N, balanced, medoid=N joined by +")
-    return changes, medoid
+            raise ValueError(f"unknown recipe part {part!r} in {text!r}; expected 'as run' or parts anchor=X, soup=N, balanced, medoid=N, branch=E joined by +")
+    return changes, medoid, branch
 
 
 def report(args, log: Path, recipes: list[str], choosers: list[str], machine: str) -> None:
