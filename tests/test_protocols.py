@@ -214,19 +214,3 @@ def test_medoid_refit_keeps_the_fit_that_agrees_with_the_others():
     assert seeds == [5, 1005, 2005] and k == 1 and model.c == 0.1
     with pytest.raises(ValueError, match="n >= 1"):
         medoid_fit(fit, 0, 5, probe)
-
-
-def test_branched_medoid_schedules_split_the_refit_epochs():
-    from dataclasses import replace
-
-    from wav.config import RoundConfig, TrainConfig
-    from wav.loop import branch_schedules
-
-    cfg = RoundConfig(refit=TrainConfig(epochs=30, lr=2e-3), refit_medoid=3, refit_medoid_branch=10)
-    shared, each = branch_schedules(cfg)
-    assert (shared.epochs, each.epochs, shared.lr, each.lr) == (20, 10, 2e-3, 2e-3)
-    for bad in (0, 30):
-        with pytest.raises(ValueError, match="refit_medoid_branch"):
-            branch_schedules(replace(cfg, refit_medoid_branch=bad))
-    with pytest.raises(ValueError, match="refit_medoid_branch"):
-        branch_schedules(replace(cfg, refit=None))

@@ -232,9 +232,6 @@ class RoundConfig:
     seed + 1000, ...) and keeps the medoid: the fit whose predictions on unlabelled probe rows (pool states,
     or online the visited states, under every action) differ least from the other fits' (wav.loop.medoid_fit).
     A fit that broke an action type is the odd one out; N times the refit cost"""
-    refit_medoid_branch: int = 0
-    """E > 0: the medoid's fits share the refit's first epochs (one fit of `refit.epochs - E` epochs) and
-    differ only in the last E, so a medoid of N costs epochs + (N - 1) * E instead of N * epochs; 0: N whole fits"""
     inverse_refit: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=60, lr=1e-3, batch_size=64, val_fraction=0.0))
     """schedule of the per-round inverse refits, continued from the current inverse model"""
     update_inverse: bool = True

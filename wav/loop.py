@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +20,7 @@ import torch
 
 from wav.acquire import Models, Strategy, make_strategy, select
 from wav.acquire.baselines import true_error
-from wav.config import OnlineConfig, PoolConfig, RoundConfig, TrainConfig
+from wav.config import OnlineConfig, PoolConfig, RoundConfig
 from wav.cycle import Discrete, tie_broken_argmax
 from wav.data.io import atomic_write
 from wav.domains.base import Domain, PoolData
@@ -109,14 +109,6 @@ def medoid_fit(fit: Callable[[int], Any], n: int, seed: int, probe: TransitionBa
     return models[k], k
 
 
-def branch_schedules(cfg: RoundConfig) -> tuple[TrainConfig, TrainConfig]:
-    """The shared first part and the per-fit last part of a branched medoid refit (RoundConfig.refit_medoid_branch)."""
-    e = cfg.refit_medoid_branch
-    if cfg.refit is None or not 0 < e < cfg.refit.epochs:
-        raise ValueError(f"refit_medoid_branch must be between 1 and the refit's epochs - 1 ({None if cfg.refit is None else cfg.refit.epochs - 1}), got {e}")
-    return replace(cfg.refit, epochs=cfg.refit.epochs - e), replace(cfg.refit, epochs=e)
-
-
 def _write_json(path: Path, obj) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str)))
 
@@ -147,13 +139,10 @@ class _Run:
     def refit(self, seed: int, refit_ensemble: bool = True) -> None:
         """Refit the world model (and the strategy's inverse model, and an ensemble) on all labels."""
         m, cfg, d = self.models, self.cfg, self.domain
-        base, train = (m.world_model if cfg.continue_training else None), cfg.refit
-        if cfg.refit_medoid > 1 and cfg.refit_medoid_branch:  # the fits share the first epochs, then branch
-            base = d.fit("world_model", self.labelled, seed, branch_schedules(cfg)[0], copy.deepcopy(base) if base is not None else None)
-            train = branch_schedules(cfg)[1]
+        base = m.world_model if cfg.continue_training else None
 
         def one(s: int):
-            return d.fit("world_model", self.labelled, s, train, copy.deepcopy(base) if base is not None else None)
+            return d.fit("world_model", self.labelled, s, cfg.refit, copy.deepcopy(base) if base is not None else None)
 
         if cfg.refit_medoid > 1:
             probe = self.probe

@@ -49,8 +49,6 @@ def _method_flags(p) -> None:
                    help="each world-model refit ends with the mean weights of N fits that differ only in the seed (default 1; N times the refit cost)")
     g.add_argument("--refit-medoid", type=positive_int, default=None,
                    help="each world-model refit runs N fits that differ only in the seed and keeps the one whose predictions on unlabelled probe states agree most with the others' (default 1; N times the refit cost)")
-    g.add_argument("--refit-medoid-branch", type=positive_int, default=None,
-                   help="with --refit-medoid: the fits share the refit's first epochs and differ only in the last E (cheaper; default 0: whole fits)")
     g.add_argument("--refit-balance", action="store_true", default=None,
                    help="each world-model refit draws its rows so that every action has an equal share of an epoch, whatever the labels' action mix")
     g.add_argument("--refit-anchor", type=non_negative_float, default=None,
@@ -62,27 +60,18 @@ def round_config(args, preset: str):
     from dataclasses import replace
 
     from wav.config import ROUND_PRESETS
-    from wav.loop import branch_schedules
 
     changes = {k: v for k, v in (("k", args.k), ("reduce", args.reduce), ("mc_passes", args.mc_passes)) if v is not None}
     if args.score_cap is not False:
         changes["score_cap"] = args.score_cap
     soup, anchor, medoid = getattr(args, "refit_soup", None), getattr(args, "refit_anchor", None), getattr(args, "refit_medoid", None)
-    balance, branch = getattr(args, "refit_balance", None), getattr(args, "refit_medoid_branch", None)
-    if not changes and soup is None and anchor is None and medoid is None and balance is None and branch is None:
+    balance = getattr(args, "refit_balance", None)
+    if not changes and soup is None and anchor is None and medoid is None and balance is None:
         return None
     base = ROUND_PRESETS[preset]
     out = replace(base, scoring=replace(base.scoring, **changes))
     if medoid is not None:
         out = replace(out, refit_medoid=medoid)
-    if branch is not None:
-        out = replace(out, refit_medoid_branch=branch)
-        if out.refit_medoid < 2:
-            raise SystemExit("--refit-medoid-branch: needs --refit-medoid N with N >= 2")
-        try:
-            branch_schedules(out)
-        except ValueError as e:
-            raise SystemExit(f"--refit-medoid-branch: {e}") from None
     for flag, name, value in (("--refit-soup", "soup", soup), ("--refit-anchor", "anchor", anchor), ("--refit-balance", "balance_actions", balance)):
         if value is None:
             continue
