@@ -9,7 +9,8 @@ same seed-set model. Recipes: `as run` (the loop's refit), or parts joined by `+
 L2-SP towards the model the refit continues from), `soup=N` (TrainConfig.soup), `balanced` (TrainConfig.
 balance_actions: every action an equal share of each epoch) and `medoid=N` (RoundConfig.refit_medoid: N fits,
 keep the one whose predictions on 512 pool states under every action agree most with the others'), with
-`branch=E`: the medoid's fits share the refit's first epochs and differ only in its last E (cheaper).
+`branch=E`: the medoid's fits share the refit's first epochs and differ only in its last E (cheaper; emulated
+here only: it matched the medoid on this set but not on the published-level sweep, README part 3).
 A refit is *broken* when some action's error on the development policy set
 (make-testset seed 31,000, 300 per action; not the acquisition test set) rises above 5x its value before the
 refit and above 1, the definition of benchmarks/refit_breaks.py.
