@@ -89,3 +89,13 @@ def test_reproduce_acquisition_pretrain_is_recorded_and_cached(tmp_path, capsys)
     assert main(args + ["--pretrain-epochs", "2", "--force"]) == 0
     assert json.loads((out / "results.json").read_text())["pretrain"]["epochs"] == 2
     assert len(list((out / "cache").glob("world-pretrain-inferred-*.pt"))) == 2
+
+
+def test_cache_keys_read_only_the_fields_that_differ_from_their_defaults():
+    """A config field added later with a default that keeps the old behaviour leaves the cache keys alone."""
+    from wav.config import TrainConfig, WorldModelConfig
+    from wav.experiments.common import changed_fields
+
+    assert changed_fields(TrainConfig()) == {}
+    assert changed_fields(TrainConfig(epochs=3, lr=3e-3)) == {"epochs": 3, "lr": 3e-3}
+    assert changed_fields(WorldModelConfig(pointer=False)) == {"pointer": False}

@@ -18,7 +18,7 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.acquisition_report import markdown_table, plot
-from wav.experiments.common import cached_transitions, check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json, write_report
+from wav.experiments.common import cached_transitions, changed_fields, check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json, write_report
 from wav.config import POOL_PRESETS, ROUND_PRESETS, PoolConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
 from wav.domains.minigrid import MiniGridDomain, domain_preset
@@ -175,7 +175,8 @@ def subgoal_path(exp: AcquisitionExperiment, paths: dict[str, Path]) -> Path:
     if exp.subgoal:
         return Path(exp.subgoal)
     p = exp.domain.preset
-    recipe = json.dumps([asdict(p.subgoal), asdict(p.subgoal_train), p.subgoal_finetune and asdict(p.subgoal_finetune), str(paths["video"])], sort_keys=True)
+    recipe = json.dumps([changed_fields(p.subgoal), changed_fields(p.subgoal_train), p.subgoal_finetune and changed_fields(p.subgoal_finetune), str(paths["video"])],
+                        sort_keys=True, default=str)
     return Path(exp.out) / "cache" / f"subgoal-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}.pt"
 
 
@@ -190,9 +191,9 @@ def pretrain_schedule(exp: AcquisitionExperiment, p):
 def pretrain_path(exp: AcquisitionExperiment, domain: MiniGridDomain | None = None) -> Path:
     """The cache file of the pretrained world model of this recipe (model, schedule, labels, corpus, seed set)."""
     p = (domain or domain_preset(exp.preset, exp.models)).preset
-    label = [asdict(p.inverse), asdict(p.inverse_train), exp.seed_data and os.path.abspath(exp.seed_data), exp.seed_size] if exp.pretrain == "inferred" else []
-    recipe = json.dumps([exp.pretrain, asdict(p.world_model), asdict(pretrain_schedule(exp, p)), exp.video and os.path.abspath(exp.video), exp.video_size, *label],
-                        sort_keys=True, default=str)
+    label = [changed_fields(p.inverse), changed_fields(p.inverse_train), exp.seed_data and os.path.abspath(exp.seed_data), exp.seed_size] if exp.pretrain == "inferred" else []
+    recipe = json.dumps([exp.pretrain, changed_fields(p.world_model), changed_fields(pretrain_schedule(exp, p)), exp.video and os.path.abspath(exp.video),
+                         exp.video_size, *label], sort_keys=True, default=str)  # non-default fields: adding a config field keeps the key
     return Path(exp.out).absolute() / "cache" / f"world-pretrain-{exp.pretrain}-{hashlib.sha1(recipe.encode()).hexdigest()[:10]}.pt"
 
 

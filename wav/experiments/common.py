@@ -3,6 +3,7 @@ and reading run records back."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -16,6 +17,18 @@ import numpy as np
 
 from wav.data.io import load_transitions, save_transitions
 from wav.data.io import Transitions
+
+
+def changed_fields(config) -> dict:
+    """The fields of a config dataclass that differ from their defaults (a cache key built from these stays
+    the same when a field is added later with a default that keeps the old behaviour)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        default = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        value = getattr(config, f.name)
+        if default is dataclasses.MISSING or value != default:
+            out[f.name] = value
+    return out
 
 
 DEVELOPMENT_SEED = 31_000
