@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,19 +38,17 @@ def main() -> None:
 
     from wav.config import ROUND_PRESETS, model_preset
     from wav.data.io import Transitions, load_transitions
-    from wav.domains.minigrid import batch, test_metrics, train_world_model
+    from wav.domains.minigrid import MiniGridDomain, batch, test_metrics, train_world_model
     from wav.envs.minigrid.encoding import ACTION_NAMES
     from wav.experiments.common import development_set
+    from wav.loop import pool_oracle
     from wav.runtime import set_threads
     from wav.stats import parse_seeds
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark's oracle scores
-    from refit_recipes import pool_errors
 
     set_threads(1)
     seed_set = load_transitions(os.path.join(args.official, SEED))
     pool = load_transitions(os.path.join(args.official, POOL))
-    rows = [x.contiguous() for x in batch(pool).tensors()]
     dev = development_set(Path(args.work))
     dev_batch = batch(dev)
     p, refit = model_preset("generic"), ROUND_PRESETS["paper"].refit
@@ -72,7 +69,7 @@ def main() -> None:
          f"{len(dev)} transitions ({len(dev_toggles[0])} toggles). Per-action Prediction Error on it:", ""]
     for seed in parse_seeds(args.seeds):
         base, _ = train_world_model(seed_set, p.world_model, p.world_model_train, seed)
-        pick = np.argsort(-pool_errors(base, rows), kind="stable")[: args.budget]
+        pick = np.argsort(-pool_oracle(MiniGridDomain(models="generic"), base, pool), kind="stable")[: args.budget]
         after, _ = train_world_model(Transitions.concat([seed_set, pool.subset(pick)]), p.world_model, refit, seed + 1, copy.deepcopy(base))
         keep = pick[pool.actions[pick] != toggle]
         without, _ = train_world_model(Transitions.concat([seed_set, pool.subset(keep)]), p.world_model, refit, seed + 1, copy.deepcopy(base))

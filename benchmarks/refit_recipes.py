@@ -31,22 +31,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 VIDEO = "MiniGrid-Empty-Interact-6x6-o3-v0_video_pretraing.npz"
 POOL = "MiniGrid-Empty-Interact-6x6-o3-v0_MultiTaskPolicy_data_pool.npz"
 SEED = "random_selected_data.npz"
-
-
-def pool_errors(model, pool_rows) -> np.ndarray:
-    """True prediction error of every pool transition under `model` (what the oracle strategy ranks by)."""
-    from wav.cycle import predict_and_loss
-
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(pool_rows[0]), 512):
-            out.append(predict_and_loss(model, *(x[i : i + 512] for x in pool_rows))[1].numpy())
-    return np.concatenate(out)
 
 
 def main() -> None:
@@ -73,8 +61,8 @@ def main() -> None:
 
     from wav.config import ROUND_PRESETS, model_preset
     from wav.data.io import load_transitions
-    from wav.domains.minigrid import SPACE, batch, pretrain_world_model, test_metrics, train_world_model
-    from wav.loop import medoid_fit, probe_rows
+    from wav.domains.minigrid import SPACE, MiniGridDomain, batch, pretrain_world_model, test_metrics, train_world_model
+    from wav.loop import medoid_fit, pool_oracle, probe_rows
     from wav.experiments.common import development_set
     from wav.runtime import cpu_description, set_threads
     from wav.stats import parse_seeds
@@ -84,8 +72,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     seed_set = load_transitions(os.path.join(args.official, SEED))
     pool = load_transitions(os.path.join(args.official, POOL))
-    pool_batch = batch(pool)
-    pool_rows = [x.contiguous() for x in pool_batch.tensors()]
+    pool_batch, domain = batch(pool), MiniGridDomain(models="generic")
     dev = development_set(work)
     p = model_preset("generic")
     refit = ROUND_PRESETS["paper"].refit
@@ -113,7 +100,7 @@ def main() -> None:
                     if chooser == "random":
                         pick = rng.choice(cand, args.budget, replace=False)
                     else:
-                        err = pool_errors(model, pool_rows)[cand]
+                        err = pool_oracle(domain, model, pool)[cand]
                         pick = cand[np.argsort(-err, kind="stable")[: args.budget]]
                     left[pick] = False
                     labelled = type(seed_set).concat([labelled, pool.subset(pick)])
