@@ -7,6 +7,8 @@ train on rows 0:22500 (as benchmarks/models.py), score rows 22500: and a held-ou
 
     python benchmarks/subgoal.py --official $WAV_OFFICIAL_DATA --policy /tmp/policy_dev.npz --dev
     python benchmarks/subgoal.py --official $WAV_OFFICIAL_DATA --policy /tmp/policy_test.npz --save runs/subgoal-paper.pt
+
+`--also-prior-rule` scores a `seen_changes` generator a second time with the min_prior rule (same weights).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def main() -> None:
     ap.add_argument("--min-prior", type=float, default=None, help="evaluate with this min_prior (sampling setting only)")
     ap.add_argument("--min-codes", default=None,
                     help="evaluate with each of these min_codes (comma-separated; sampling setting only, one trained model)")
+    ap.add_argument("--also-prior-rule", action="store_true",
+                    help="a seen_changes generator is also scored with the min_prior rule (same weights)")
     ap.add_argument("--ckpt", default=None, help="score this trained checkpoint instead of training one (the held-out video rows are then not held out)")
     ap.add_argument("--save", default=None, help="write the trained checkpoint here")
     args = ap.parse_args()
@@ -100,9 +104,11 @@ def main() -> None:
     if args.published_policy:
         sets["published policy test"] = load_transitions(Path(args.official) / PUBLISHED_POLICY)
     trained = model.cfg
-    for mc in min_codes:
-        model.cfg = trained if mc is None else dataclasses.replace(trained, min_codes=mc)
-        tag = "" if mc is None else f" (min_codes {mc})"
+    variants = [(trained if mc is None else dataclasses.replace(trained, min_codes=mc), "" if mc is None else f" (min_codes {mc})") for mc in min_codes]
+    if args.also_prior_rule and trained.seen_changes:
+        variants.append((dataclasses.replace(trained, seen_changes=False), f" (min_prior {trained.min_prior} rule)"))
+    for cfg_v, tag in variants:
+        model.cfg = cfg_v
         for name, tr in sets.items():
             st, _ = tr.features()
             m = subgoal_metrics(model, st, k=args.k)

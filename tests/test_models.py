@@ -3,6 +3,7 @@ the published Prediction Error, ensembles, MC-dropout, determinism, the mask).""
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,6 +296,87 @@ def test_min_codes_keeps_the_most_probable_codes_whatever_their_prior():
             for b in range(7):
                 modes = {tuple(x.tolist()) for x, keep in zip(decoded[b], w[b] > 0) if keep}
                 assert {tuple(x.tolist()) for x in samples[b]} <= modes
+
+
+def _change_keys(m, s, nexts):
+    with torch.no_grad():
+        return m._change_keys(m._local(s), nexts)
+
+
+def test_change_keys_name_the_change_in_the_agents_frame():
+    """`seen_changes` keys: a turn is one change wherever the agent stands and faces and whatever it holds;
+    left, right and no change are three; a change of the hand also names the cell in front."""
+    cfg = SubgoalConfig(hidden=8, layers=1, code_hidden=8, codes=4, local=True, edit=True, context=False, seen_changes=True)
+    m = build(MixtureSubgoalGenerator, cfg, 0)
+    s = _states(40, seed=3)
+    succ = torch.from_numpy(true_successors(s.numpy()))  # (B, 7, D): left, right, forward, ...
+    keys = _change_keys(m, s, torch.stack([succ[:, 0], succ[:, 1], s], 1))  # (B, 3)
+    for j in range(3):
+        assert (keys[:, j] == keys[0, j]).all()
+    assert len(set(keys[0].tolist())) == 3
+    # the same hand change in front of two different cells: two keys
+    a, b = s[:1].clone(), s[:1].clone()
+    front = int(m._window(a)[0][0, m._front_slot])
+    a[0, 3 * front : 3 * front + 3] = torch.tensor([5, 0, 0])  # a red key in front
+    b[0, 3 * front : 3 * front + 3] = torch.tensor([6, 2, 0])  # a blue ball in front
+    na, nb = a.clone(), b.clone()
+    na[0, -2:] = nb[0, -2:] = torch.tensor([0, 7])  # the hand now holds a red box
+    assert a[0, -2:].tolist() != [0, 7]
+    assert _change_keys(m, a, na[:, None]) != _change_keys(m, b, nb[:, None])
+
+
+def test_unseen_decode_is_projected_onto_its_largest_seen_part():
+    """A decode whose change was never seen (a left turn plus an artefact in the cell in front) becomes
+    its seen part (the left turn); a seen decode stays; a decode with no seen part is left as it is."""
+    cfg = SubgoalConfig(hidden=8, layers=1, code_hidden=8, codes=4, local=True, edit=True, context=False, seen_changes=True)
+    m = build(MixtureSubgoalGenerator, cfg, 0)
+    s = _states(6, seed=7)
+    left = torch.from_numpy(true_successors(s.numpy()))[:, 0]
+    with torch.no_grad():
+        t = m._local(s)
+    m.seen = torch.unique(m._change_keys(t, left[:, None]))
+    assert len(m.seen) == 1
+    front = m._window(s)[0][:, m._front_slot]  # (B,) grid cell in front
+    artefact = left.clone()
+    artefact[torch.arange(6), 3 * front] = torch.where(artefact[torch.arange(6), 3 * front] == 6, 5, 6)  # a ball (or key) appears
+    nothing_seen = s.clone()
+    nothing_seen[torch.arange(6), 3 * front] = artefact[torch.arange(6), 3 * front]  # only the artefact
+    out = m._project(t, torch.stack([artefact, left, nothing_seen], 1))
+    assert torch.equal(out[:, 0], left) and torch.equal(out[:, 1], left) and torch.equal(out[:, 2], nothing_seen)
+
+
+def test_seen_changes_proposes_only_changes_seen_in_training():
+    """Trained on turns only, a `seen_changes` generator remembers two changes (left, right) and proposes
+    and samples nothing else; the memory survives a checkpoint round trip; misuse is refused."""
+    from wav.train import load_checkpoint, save_checkpoint
+
+    s = _states(64, seed=4)
+    succ = torch.from_numpy(true_successors(s.numpy()))
+    states, nxt = torch.cat([s, s]), torch.cat([succ[:, 0], succ[:, 1]])
+    cfg = SubgoalConfig(hidden=16, layers=1, code_hidden=16, codes=4, local=True, edit=True, context=False, seen_changes=True)
+    m = build(MixtureSubgoalGenerator, cfg, 0)
+    with pytest.raises(ValueError, match="remember_changes"):
+        m.propose(s[:2])
+    fit(m, (states, nxt), TrainConfig(epochs=60, lr=1e-2, batch_size=64, val_fraction=0), seed=0)
+    m.remember_changes(states, nxt)
+    assert len(m.seen) == 2
+    test = _states(30, seed=5)
+    sub, w = m.propose(test)
+    keys = _change_keys(m, test, sub)
+    assert torch.isin(keys[w > 0], m.seen).all() and (w > 0).any(1).all()
+    kept = [sub[b][w[b] > 0] for b in range(len(test))]  # one proposal per distinct subgoal
+    assert all(len(torch.unique(x, dim=0)) == len(x) for x in kept)
+    torch.testing.assert_close(w.sum(1), torch.ones(len(test)))
+    samples = m.sample(test, 6, torch.Generator().manual_seed(0))
+    assert torch.isin(_change_keys(m, test, samples), m.seen).all()
+    path = Path(pytest.importorskip("tempfile").mkdtemp()) / "sg.pt"
+    save_checkpoint(path, m, {})
+    back = load_checkpoint(path, "subgoal")
+    assert torch.equal(back.seen, m.seen)
+    sub2, w2 = back.propose(test)
+    assert torch.equal(sub2, sub) and torch.equal(w2, w)
+    with pytest.raises(ValueError, match="local"):
+        MixtureSubgoalGenerator(SubgoalConfig(hidden=8, code_hidden=8, codes=3, seen_changes=True))
 
 
 def test_frozen_view_memoises_proposals():

@@ -125,6 +125,20 @@ def test_cli_dense_inverse_and_wrong_kind(tmp_path, capsys):
     assert main(["eval", "inverse", "--ckpt", str(ckpt), "--data", str(data), "--rows", "x"]) == 1
 
 
+def test_cli_subgoal_seen_changes(tmp_path, capsys):
+    """`wav train subgoal --seen-changes` stores the training pairs' changes in the checkpoint."""
+    from wav.train import load_checkpoint
+
+    data = save_transitions(tmp_path / "d.npz", _transitions(32))
+    ckpt = tmp_path / "g.pt"
+    assert main(["train", "subgoal", "--seen-changes", "--data", str(data), "--out", str(ckpt), "--preset", "debug"]) == 0
+    model = load_checkpoint(ckpt, "subgoal")
+    assert model.cfg.seen_changes and len(model.seen) >= 1
+    capsys.readouterr()
+    assert main(["eval", "subgoal", "--ckpt", str(ckpt), "--data", str(data), "--k", "4", "--json"]) == 0
+    assert 0 <= _last_json(capsys)["validity"] <= 1
+
+
 def test_inverse_trains_on_the_published_seed_set(official, tmp_path, capsys):
     ckpt = tmp_path / "inv.pt"
     assert main(["train", "inverse", "--data", str(official("seed")), "--out", str(ckpt), "--epochs", "100", "--threads", "1"]) == 0

@@ -100,6 +100,20 @@ class SubgoalConfig:
     number of distinct proposals where the corpus's prior is confident. It trades validity for coverage
     and does not reach both targets on held-out policy states (benchmarks/results/models.md): 5 ->
     0.961 / 0.945 against 0.978 / 0.930 with 0 (make-testset seed 202), so the presets keep 0"""
+    seen_changes: bool = False
+    """(agent-centred decoder) propose a code where the change it decodes was seen in the training pairs,
+    whatever its prior, and never where it was not; replaces `min_prior` and `min_codes`. A change is what
+    the proposal does to the 3x3 window and the hand (each changed slot's old and new value, in the agent's
+    frame) plus, where the hand changes, the cell in front it interacts with. A decode whose change was not
+    seen is first cut down to its largest seen part (`MixtureSubgoalGenerator._project`); a state where no
+    code qualifies gets every code (not seen on the policy sets). Why: the prior is a frequency. On the
+    development policy set (generator trained on video rows 0:20000, 16 codes x 10,500 states) the 102,837
+    codes of seen changes with prior < 1e-3, which `min_prior` drops, are 99.99% true successors (turns the
+    corpus's policy rarely takes facing an object), and the 24,301 codes of unseen changes, 3,176 of them
+    with prior >= 1e-3, are none. Held out (policy set make-testset seed 202): validity / coverage@16
+    0.993 / 0.968 against 0.984 / 0.920 with min_prior 1e-3, same weights (benchmarks/results/models.md).
+    The presets keep it off: WAV ranks the pool better with it but acquires worse (final error 0.897 against
+    0.395 on the published-level sweep, p=0.011; README)"""
     pointer: bool = False
     """pointer decoder heads (copy the current value / another object / empty, or a free head) and
     agent/front input flags, as in the world model; False: a fixed copy bonus. Measured on the video

@@ -31,6 +31,10 @@ def _train(args) -> int:
     cfg, tcfg = getattr(preset, field), getattr(preset, f"{field}_train")
     if args.model == "inverse" and args.dense:
         cfg = dataclasses.replace(cfg, dense=True)
+    if args.model == "subgoal" and args.seen_changes:
+        if not cfg.local:
+            raise ValueError(f"--seen-changes needs an agent-centred generator; preset {args.preset!r} has the grid decoder")
+        cfg = dataclasses.replace(cfg, seen_changes=True)
     if args.epochs is not None:
         tcfg = dataclasses.replace(tcfg, epochs=args.epochs)
     data = _rows(load_transitions(args.data), args.data, args.rows)
@@ -128,6 +132,10 @@ def register(top, groups) -> None:
         p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
         if name == "inverse":
             p.add_argument("--dense", action="store_true", help="vanilla inverse model: no feature mask")
+        if name == "subgoal":
+            p.add_argument("--seen-changes", action="store_true",
+                           help="propose every code whose change occurs in the training pairs, and no other (SubgoalConfig.seen_changes; "
+                                "agent-centred presets only): better validity and coverage, but a worse WAV acquisition (README)")
         p.set_defaults(func=_train, model=name)
 
     for name, help_ in (("world-model", "prediction error, dynamic accuracy, per-action dynamic accuracy"),

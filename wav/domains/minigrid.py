@@ -59,6 +59,8 @@ def train_subgoal(
         hist.val_loss += second.val_loss
         hist.seconds += second.seconds
         hist.best_epoch = len(hist.train_loss) - len(second.train_loss) + second.best_epoch
+    if cfg.seen_changes:
+        model.remember_changes(data.tensors[0], data.tensors[1])
     return model, hist
 
 

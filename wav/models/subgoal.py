@@ -16,6 +16,9 @@ wins at s. Soft alternatives fail here: a turn left and a turn right differ in o
 marginal likelihood one code with a 50/50 direction fits them as well as two sharp codes (and a
 learned prior in the responsibilities collapses all data onto one code); under winner-takes-all a
 50/50 code costs log 2 nats that a sharp code saves, so codes specialise.
+`seen_changes` proposes a code wherever the change it decodes (in the agent's frame) occurs in the training
+pairs, and nowhere else, instead of thresholding the prior: the prior is a frequency, and a change the
+corpus shows somewhere is possible wherever its preconditions (the slots it changes) hold.
 `sample` draws codes without replacement (Gumbel-top-k) so K samples cover the distinct modes, and
 decodes each code to its most likely next state (or, with min_class_prob < 1, samples each channel among
 its likely classes, so a code left split between two outcomes that differ in one channel yields both).
@@ -39,6 +42,8 @@ class MixtureSubgoalGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         h, hz, z = cfg.hidden, cfg.code_hidden, cfg.codes
+        if cfg.seen_changes and not cfg.local:
+            raise ValueError("SubgoalConfig.seen_changes needs the agent-centred decoder (local=True)")
         if cfg.local:
             self._init_local(cfg)
             return
@@ -94,7 +99,69 @@ class MixtureSubgoalGenerator(nn.Module):
             self.edit_hand = nn.Parameter(0.01 * torch.randn(z, k, k))  # hand -> hand
             self.edit_front = nn.Parameter(0.01 * torch.randn(z, c, k))  # the front cell -> hand
             self.edit_hand_bias = nn.Parameter(0.01 * torch.randn(z, k))
-            self._front_slot = int(((self._offsets[:, 0] == 1) & (self._offsets[:, 1] == 0)).float().argmax())
+        self._front_slot = int(((self._offsets[:, 0] == 1) & (self._offsets[:, 1] == 0)).float().argmax())
+        if cfg.seen_changes:  # hashes of the changes seen in the training pairs, filled by `remember_changes`
+            self.register_buffer("seen", torch.zeros(0, dtype=torch.long))
+
+    def _change_keys(self, t: dict[str, Tensor], nexts: Tensor) -> Tensor:
+        """One int64 hash per proposal, (B, K), of the change from s (`t = self._local(s)`) to each of
+        `nexts` (B, K, D): every window slot's and the hand's old and new value where it changes (-1 where
+        not), in the agent's frame, and where the hand changes the cell in front (what it interacts with)."""
+        b, kk = nexts.shape[:2]
+        where = t["where"][:, None].expand(-1, kk, -1).reshape(b * kk, -1)
+        d = t["dir"][:, None].expand(-1, kk).reshape(-1)
+        on = t["valid"][:, None, :, None]
+        old = t["win_values"][:, None].expand(-1, kk, -1, -1) * on  # (B, K, S, 3)
+        flat = nexts.reshape(b * kk, -1)
+        new = self._turn(nets.cells(flat).gather(1, where[..., None].expand(-1, -1, 3)), d, -1).reshape(b, kk, -1, 3) * on
+        hand, new_hand = t["states"][:, None, -2:].expand(-1, kk, -1), nexts[..., -2:]
+        cell_changed = (old != new).any(-1, keepdim=True)
+        hand_changed = (hand != new_hand).any(-1, keepdim=True)
+        front = old[:, :, self._front_slot]
+        parts = [torch.where(cell_changed, old, -1).flatten(2), torch.where(cell_changed, new, -1).flatten(2),
+                 torch.where(hand_changed, hand, -1), torch.where(hand_changed, new_hand, -1),
+                 torch.where(hand_changed, front, -1)]
+        sig = torch.cat(parts, -1) + 2  # (B, K, L), small non-negative integers
+        weights = _hash_weights(sig.shape[-1])
+        return (sig * weights).sum(-1)  # int64 arithmetic wraps: a fixed, deterministic hash
+
+    @torch.no_grad()
+    def remember_changes(self, states: Tensor, next_states: Tensor, chunk: int = 4096) -> None:
+        """Store the changes of the training pairs (s, s') for `seen_changes` (reads no actions)."""
+        if not (self.cfg.local and self.cfg.seen_changes):
+            raise ValueError("remember_changes needs SubgoalConfig(local=True, seen_changes=True)")
+        keys = [self._change_keys(self._local(states[i : i + chunk]), next_states[i : i + chunk, None])[:, 0] for i in range(0, len(states), chunk)]
+        self.seen = torch.unique(torch.cat(keys))
+
+    def _project(self, t: dict[str, Tensor], decoded: Tensor) -> Tensor:
+        """Each decoded state (B, K, D) whose change from s was never seen, replaced by its largest seen part:
+        the decode with one part (a window slot or the hand) put back to s, or s with one part of the
+        decode, whichever seen candidate changes the most features (the first on ties); unchanged where
+        no candidate is seen. A code's edit is learnt where the corpus uses it; where it meets a context
+        the corpus never shows (a turn while holding one object and facing another), a part of its
+        output can be an artefact while the rest is the true change."""
+        b, kk, dim = decoded.shape
+        states = t["states"][:, None].expand(-1, kk, -1)
+        slots = 3 * t["where"][..., None] + torch.arange(3)  # (B, S, 3) features of each window slot
+        hand = torch.arange(dim - 2, dim).expand(b, 1, 2)
+        cands = [decoded]
+        for j in range(slots.shape[1] + 1):
+            idx = (slots[:, j] if j < slots.shape[1] else hand[:, 0])[:, None].expand(-1, kk, -1)  # (B, K, n)
+            on = (t["valid"][:, j] if j < slots.shape[1] else torch.ones(b, dtype=torch.bool))[:, None, None]
+            back = decoded.scatter(2, idx, states.gather(2, idx))  # this part as in s
+            only = states.scatter(2, idx, decoded.gather(2, idx))  # only this part changed
+            cands += [torch.where(on, back, decoded), torch.where(on, only, decoded)]
+        c = torch.stack(cands, 2)  # (B, K, C, D)
+        seen = torch.isin(self._change_keys(t, c.flatten(1, 2)), self.seen).view(b, kk, -1)
+        size = torch.where(seen, (c != states[:, :, None]).sum(-1), -1)
+        size[:, :, 0] = torch.where(seen[:, :, 0], dim + 1, -1)  # a seen decode stays as it is
+        best = size.argmax(-1)  # (B, K), the first of the largest
+        return c.gather(2, best[:, :, None, None].expand(-1, -1, 1, dim))[:, :, 0]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "seen" in state_dict:  # the number of seen changes is a property of the data
+            self.seen = torch.zeros_like(state_dict[prefix + "seen"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _window(self, states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Grid cell of every window slot, (B, S) long, whether it lies on the grid (and an agent
@@ -130,7 +197,7 @@ class MixtureSubgoalGenerator(nn.Module):
         win = nets._onehot3(vals[..., 0], vals[..., 1], vals[..., 2]) * valid[..., None]  # (B, S, 21)
         hand = nets.carried_onehot(states)
         x = torch.cat([win.flatten(1), valid.float(), hand], -1)
-        return {"win": win, "hand": hand, "hand_cell": nets.hand_as_cell(states), "where": where, "valid": valid, "dir": d,
+        return {"win": win, "win_values": vals, "hand": hand, "hand_cell": nets.hand_as_cell(states), "where": where, "valid": valid, "dir": d,
                 "feats": self.encoder(x), "states": states}
 
     def _decode_local(self, t: dict[str, Tensor], codes: Tensor) -> tuple[Tensor, Tensor]:
@@ -238,16 +305,19 @@ class MixtureSubgoalGenerator(nn.Module):
         """K subgoals per state, (B, D) -> (B, K, D) long. With `distinct`, codes are drawn without
         replacement by Gumbel-top-k over p(z | s), so the first min(K, Z) samples are distinct codes (best
         coverage); otherwise i.i.d. from p(z | s), so each outcome appears as often as it is plausible.
-        Codes with prior below `min_prior` (and outside the `min_codes` most probable) are replaced by draws
-        from the prior restricted to the allowed codes."""
+        Codes with prior below `min_prior` (and outside the `min_codes` most probable; with `seen_changes`:
+        codes whose decoded change was never seen in training) are replaced by draws from the prior
+        restricted to the allowed codes."""
         return torch.cat([self._sample(states[i : i + chunk], k, generator, distinct) for i in range(0, len(states), chunk)], 0)
 
     @torch.no_grad()
     def propose(self, states: Tensor, chunk: int = 512) -> tuple[Tensor, Tensor]:
         """The weighted proposals of the verification cycle (`verify(..., k=None)`): every code with prior
-        >= `min_prior` or among the `min_codes` most probable, decoded to its most likely next state, with
-        probability p(z | s) renormalised over those codes. (B, D) -> subgoals (B, K, D) long and weights
-        (B, K), K = the most codes any state keeps; a state with fewer is padded with weight-0 copies of itself."""
+        >= `min_prior` or among the `min_codes` most probable (with `seen_changes`: every code whose change
+        was seen, codes that decode the same state merged into one proposal), decoded to its most likely
+        next state, with probability p(z | s) renormalised over those codes. (B, D) -> subgoals (B, K, D)
+        long and weights (B, K), K = the most codes any state keeps; a state with fewer is padded with
+        weight-0 copies of itself. A state where no code is allowed gets every code."""
         out = [self._propose(states[i : i + chunk]) for i in range(0, len(states), chunk)]
         k = max(o[0].shape[1] for o in out)
         subgoals = torch.cat([torch.cat([sg, st[:, None].expand(-1, k - sg.shape[1], -1)], 1) for (sg, _), st in zip(out, states.split(chunk))])
@@ -259,7 +329,13 @@ class MixtureSubgoalGenerator(nn.Module):
         or, with min_class_prob < 1 (grid decoder only), to sampled states."""
         if self.cfg.local:
             t = self._local(states)
-            return torch.log_softmax(self.prior(t["feats"]), -1), lambda codes, sampled=False, generator=None: self._fill(t, *self._decode_local(t, codes))
+
+            def dec_local(codes: Tensor, sampled: bool = False, generator: torch.Generator | None = None) -> Tensor:
+                out = self._fill(t, *self._decode_local(t, codes))
+                return self._project(t, out) if self.cfg.seen_changes else out
+
+            dec_local.local = t  # what `_allowed` reads the changes against
+            return torch.log_softmax(self.prior(t["feats"]), -1), dec_local
         t = self._trunk(states)
 
         def dec(codes: Tensor, sampled: bool = False, generator: torch.Generator | None = None) -> Tensor:
@@ -270,9 +346,15 @@ class MixtureSubgoalGenerator(nn.Module):
 
         return torch.log_softmax(self.prior(t["prior_in"]), -1), dec
 
-    def _allowed(self, prior: Tensor) -> Tensor:
-        """(B, Z) bool: the codes `sample` and `propose` may use: prior >= min_prior, or among the min_codes
-        codes of highest prior."""
+    def _allowed(self, prior: Tensor, dec=None) -> Tensor:
+        """(B, Z) bool: the codes `sample` and `propose` may use: with `seen_changes`, those whose decoded
+        change (`dec` decodes codes) was seen in training; otherwise prior >= min_prior, or among the
+        min_codes codes of highest prior."""
+        if self.cfg.seen_changes:
+            if not len(self.seen):
+                raise ValueError("seen_changes is on but the generator holds no seen changes (remember_changes was not run)")
+            every = dec(torch.eye(self.cfg.codes).expand(len(prior), -1, -1))  # (B, Z, D)
+            return torch.isin(self._change_keys(dec.local, every), self.seen)
         ok = prior >= self.cfg.min_prior
         if self.cfg.min_codes > 0:
             rank = torch.argsort(torch.argsort(prior, dim=-1, descending=True, stable=True), dim=-1)  # 0 = most probable
@@ -282,12 +364,20 @@ class MixtureSubgoalGenerator(nn.Module):
     def _propose(self, states: Tensor) -> tuple[Tensor, Tensor]:
         log_prior, dec = self._prior_and_decoder(states)
         prior = log_prior.exp()  # (B, Z)
-        w = prior * self._allowed(prior)
+        w = prior * self._allowed(prior, dec)
         w = torch.where(w.sum(-1, keepdim=True) > 0, w, prior)
         w, idx = w.sort(-1, descending=True)
         k = max(int((w > 0).sum(-1).max()), 1)
         w, idx = w[:, :k], idx[:, :k]  # (B, K) the kept codes, most probable first
         sg = torch.where(w[..., None] > 0, dec(torch.eye(self.cfg.codes)[idx]), states[:, None])  # padding: a copy of s
+        if self.cfg.seen_changes:  # most kept codes decode to a change another code gives too: one proposal each, weights summed
+            same = (sg[:, :, None] == sg[:, None, :]).all(-1)  # (B, K, K)
+            first = ~torch.tril(same, -1).any(-1)
+            w = (same.to(w.dtype) @ w[..., None]).squeeze(-1) * first
+            w, order = w.sort(dim=-1, descending=True, stable=True)
+            k = max(int((w > 0).sum(-1).max()), 1)
+            w, order = w[:, :k], order[:, :k]
+            sg = torch.where(w[..., None] > 0, sg.gather(1, order[..., None].expand(-1, -1, sg.shape[-1])), states[:, None])
         return sg, w / w.sum(-1, keepdim=True)
 
     def _sample(self, states: Tensor, k: int, generator: torch.Generator | None, distinct: bool = True) -> Tensor:
@@ -296,7 +386,7 @@ class MixtureSubgoalGenerator(nn.Module):
         u = torch.rand(log_prior.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
         order = torch.argsort(log_prior - torch.log(-torch.log(u)), -1, descending=True)  # (B, Z)
         prior = log_prior.exp()
-        ok = self._allowed(prior)  # (B, Z) bool
+        ok = self._allowed(prior, dec)  # (B, Z) bool
         allowed = prior * ok
         allowed = torch.where(allowed.sum(-1, keepdim=True) > 0, allowed, prior)  # (B, Z)
         iid = torch.multinomial(allowed, k, replacement=True, generator=generator)  # (B, K)
@@ -306,3 +396,17 @@ class MixtureSubgoalGenerator(nn.Module):
             idx = order[:, :k] if k <= z else torch.cat([order, iid[:, z:]], 1)
         idx = torch.where(ok.gather(1, idx), idx, iid)  # (B, K)
         return dec(torch.eye(z)[idx], True, generator)  # (B, K, D)
+
+
+_HASH_WEIGHTS: dict[int, Tensor] = {}
+
+
+def _hash_weights(n: int) -> Tensor:
+    """n fixed odd int64 multipliers (powers of a large prime, wrapped) for `_change_keys`."""
+    if n not in _HASH_WEIGHTS:
+        w, out = 1, []
+        for _ in range(n):
+            out.append(w - (1 << 64) if w >= (1 << 63) else w)
+            w = (w * 1_000_003) % (1 << 64)
+        _HASH_WEIGHTS[n] = torch.tensor(out, dtype=torch.long)
+    return _HASH_WEIGHTS[n]
