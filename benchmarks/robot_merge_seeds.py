@@ -1,0 +1,38 @@
+"""Five-seed rows for Can and Square: the final errors of seeds 0-2 as the README records them (runs at
+commits ca71e67 / 11cad7b on the pools built at 692cb65; their run folders were not kept) joined with the run
+records of seeds 3-4 (pools rebuilt 2026-12-04), paired t and Wilcoxon tests of WAV against each strategy.
+
+    python benchmarks/robot_merge_seeds.py --runs runs/robot-acq-{task}-cpu5/runs Can Square
+"""
+import argparse
+import json
+from pathlib import Path
+import numpy as np
+from scipy import stats
+OLD = {  # README lines: final error per seed 0, 1, 2
+    "Can": {"random": [1.330, 1.801, 1.383], "progress": [1.265, 1.249, 1.499], "wav-dense": [1.330, 1.175, 1.325], "wav": [1.436, 1.197, 1.398], "oracle": [1.311, 1.202, 1.274]},
+    "Square": {"random": [1.238, 1.178, 1.135], "progress": [1.232, 1.120, 1.180], "wav-dense": [1.204, 1.207, 1.376], "wav": [1.193, 1.248, 1.289], "oracle": [1.196, 1.172, 1.363]},
+}
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("tasks", nargs="+", choices=sorted(OLD))
+ap.add_argument("--runs", default="runs/robot-acq-{task}-cpu5/runs", help="run folder of seeds 3-4 ({task} is filled in)")
+args = ap.parse_args()
+for task in args.tasks:
+    root = Path(args.runs.format(task=task))
+    new, sp, r1 = {}, {}, {}
+    for s in OLD[task]:
+        new[s], sp[s], r1[s] = [], [], []
+        for seed in (3, 4):
+            rows = [json.loads(l) for l in open(root / s / f"seed{seed}" / "metrics.jsonl")]
+            new[s].append(rows[-1]["pred_error"]); r1[s].append(rows[1]["pred_error"]); sp[s].append(round(rows[1]["spearman"], 3))
+    print(f"## {task}")
+    print("| strategy | seeds 3, 4 (new) | round-1 error seeds 3, 4 | Spearman seeds 3, 4 | 5-seed mean [95% CI] | min / max |")
+    print("|---|---|---|---|---|---|")
+    for s in OLD[task]:
+        x = np.array(OLD[task][s] + new[s]); ci = stats.t.interval(0.95, 4, x.mean(), stats.sem(x))
+        print(f"| {s} | {new[s][0]:.3f}, {new[s][1]:.3f} | {r1[s][0]:.3f}, {r1[s][1]:.3f} | {sp[s][0]}, {sp[s][1]} | {x.mean():.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {x.min():.3f} / {x.max():.3f} |")
+    w = np.array(OLD[task]["wav"] + new["wav"])
+    for s in OLD[task]:
+        if s == "wav": continue
+        d = w - np.array(OLD[task][s] + new[s]); t = stats.ttest_1samp(d, 0)
+        print(f"wav - {s}: {d.mean():+.3f} (t p={t.pvalue:.3f}, Wilcoxon p={stats.wilcoxon(d).pvalue:.3f})")
