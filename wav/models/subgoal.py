@@ -330,12 +330,16 @@ class MixtureSubgoalGenerator(nn.Module):
         if self.cfg.local:
             t = self._local(states)
 
-            def dec_local(codes: Tensor, sampled: bool = False, generator: torch.Generator | None = None) -> Tensor:
-                out = self._fill(t, *self._decode_local(t, codes))
-                return self._project(t, out) if self.cfg.seen_changes else out
+            log_prior = torch.log_softmax(self.prior(t["feats"]), -1)
+            if self.cfg.seen_changes:  # `_allowed` needs every code's decode: decode (and project) them once
+                every = self._project(t, self._fill(t, *self._decode_local(t, torch.eye(self.cfg.codes).expand(len(states), -1, -1))))
 
-            dec_local.local = t  # what `_allowed` reads the changes against
-            return torch.log_softmax(self.prior(t["feats"]), -1), dec_local
+                def dec_seen(codes: Tensor, sampled: bool = False, generator: torch.Generator | None = None) -> Tensor:
+                    return every.gather(1, codes.argmax(-1)[..., None].expand(-1, -1, every.shape[-1]))  # one-hot codes
+
+                dec_seen.local, dec_seen.every = t, every  # what `_allowed` reads
+                return log_prior, dec_seen
+            return log_prior, lambda codes, sampled=False, generator=None: self._fill(t, *self._decode_local(t, codes))
         t = self._trunk(states)
 
         def dec(codes: Tensor, sampled: bool = False, generator: torch.Generator | None = None) -> Tensor:
@@ -348,13 +352,12 @@ class MixtureSubgoalGenerator(nn.Module):
 
     def _allowed(self, prior: Tensor, dec=None) -> Tensor:
         """(B, Z) bool: the codes `sample` and `propose` may use: with `seen_changes`, those whose decoded
-        change (`dec` decodes codes) was seen in training; otherwise prior >= min_prior, or among the
-        min_codes codes of highest prior."""
+        change (`dec.every`, from `_prior_and_decoder`) was seen in training; otherwise prior >= min_prior, or
+        among the min_codes codes of highest prior."""
         if self.cfg.seen_changes:
             if not len(self.seen):
                 raise ValueError("seen_changes is on but the generator holds no seen changes (remember_changes was not run)")
-            every = dec(torch.eye(self.cfg.codes).expand(len(prior), -1, -1))  # (B, Z, D)
-            return torch.isin(self._change_keys(dec.local, every), self.seen)
+            return torch.isin(self._change_keys(dec.local, dec.every), self.seen)
         ok = prior >= self.cfg.min_prior
         if self.cfg.min_codes > 0:
             rank = torch.argsort(torch.argsort(prior, dim=-1, descending=True, stable=True), dim=-1)  # 0 = most probable
