@@ -6,7 +6,8 @@ with `--pretrain recorded`, or from scratch), then refit `--rounds` times on all
 of `--budget` pool transitions, chosen either uniformly at random or by the true error of the current model
 (the oracle's batch: the most skewed batch the protocol produces). Every recipe runs its own chain from the
 same seed-set model. Recipes: `as run` (the loop's refit), or parts joined by `+`: `anchor=X` (TrainConfig.anchor,
-L2-SP towards the model the refit continues from), `soup=N` (TrainConfig.soup), `balanced` (TrainConfig.
+L2-SP towards the model the refit continues from), `distill=X` (TrainConfig.distill: KL to the model the refit
+continues from at the labelled states under other actions), `soup=N` (TrainConfig.soup), `balanced` (TrainConfig.
 balance_actions: every action an equal share of each epoch) and `medoid=N` (RoundConfig.refit_medoid: N fits,
 keep the one whose predictions on 512 pool states under every action agree most with the others'), with
 `branch=E`: the medoid's fits share the refit's first epochs and differ only in its last E (cheaper; emulated
@@ -42,7 +43,7 @@ def main() -> None:
     ap.add_argument("--official", default=os.environ.get("WAV_OFFICIAL_DATA"), required=os.environ.get("WAV_OFFICIAL_DATA") is None)
     ap.add_argument("--pretrain", default="recorded", choices=["none", "recorded"], help="start from the video pretraining (3 epochs) or from scratch")
     ap.add_argument("--recipes", default="as run,soup=3,medoid=3,balanced,balanced+medoid=3",
-                    help="comma-separated: as run, or parts anchor=X, soup=N, balanced, medoid=N joined by +")
+                    help="comma-separated: as run, or parts anchor=X, distill=X, soup=N, balanced, medoid=N joined by +")
     ap.add_argument("--seeds", default="0-9")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--budget", type=int, default=50)
@@ -137,10 +138,10 @@ def recipe(text: str) -> tuple[dict, int, int]:
         return changes, medoid, branch
     for part in text.split("+"):
         kind, _, value = part.partition("=")
-        if kind == "anchor" and value:
-            changes["anchor"] = float(value)
-            if not changes["anchor"] >= 0:
-                raise ValueError(f"anchor must be >= 0, got {value!r}")
+        if kind in ("anchor", "distill") and value:
+            changes[kind] = float(value)
+            if not changes[kind] >= 0:
+                raise ValueError(f"{kind} must be >= 0, got {value!r}")
         elif kind == "balanced" and not value:
             changes["balance_actions"] = True
         elif kind in ("soup", "medoid", "branch") and value.isdigit() and int(value) >= 1:
@@ -151,7 +152,7 @@ def recipe(text: str) -> tuple[dict, int, int]:
             else:
                 branch = int(value)
         else:
-            raise ValueError(f"unknown recipe part {part!r} in {text!r}; expected 'as run' or parts anchor=X, soup=N, balanced, medoid=N, branch=E joined by +")
+            raise ValueError(f"unknown recipe part {part!r} in {text!r}; expected 'as run' or parts anchor=X, distill=X, soup=N, balanced, medoid=N, branch=E joined by +")
     return changes, medoid, branch
 
 

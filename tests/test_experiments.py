@@ -113,12 +113,13 @@ def test_method_flags_reach_the_run_config(tmp_path):
 
     out = tmp_path / "acq"
     args = ["reproduce", "acquisition", "--preset", "debug", "--seeds", "0", "--strategies", "random", "--jobs", "1", "--out", str(out),
-            "--k", "4", "--reduce", "mean", "--score-cap", "none", "--refit-soup", "2", "--refit-anchor", "0.01", "--refit-medoid", "2", "--refit-balance", "--rounds", "2", "--budget", "3"]
+            "--k", "4", "--reduce", "mean", "--score-cap", "none", "--refit-soup", "2", "--refit-anchor", "0.01", "--refit-medoid", "2", "--refit-balance", "--refit-distill", "0.5", "--rounds", "2", "--budget", "3"]
     assert main(args) == 0
     cfg = json.loads((out / "runs" / "random" / "seed0" / "config.json").read_text())
     assert cfg["round"]["scoring"] == {"k": 4, "reduce": "mean", "score_cap": None, "mc_passes": 3}
     assert cfg["round"]["refit"]["soup"] == 2 and cfg["round"]["refit"]["epochs"] == 2  # the debug refit, souped
     assert cfg["round"]["refit"]["anchor"] == 0.01 and cfg["round"]["refit_medoid"] == 2 and cfg["round"]["refit"]["balance_actions"]
+    assert cfg["round"]["refit"]["distill"] == 0.5
     assert cfg["pool"] == {"rounds": 2, "budget": 3}
     rows = [json.loads(x) for x in (out / "runs" / "random" / "seed0" / "metrics.jsonl").read_text().splitlines()]
     assert [r["labels"] - rows[0]["labels"] for r in rows] == [0, 3, 6]

@@ -1,5 +1,6 @@
 """Fitting loops, checkpoints and the `wav train` / `wav eval` model commands (smoke runs on tiny data)."""
 
+import copy
 import dataclasses
 import json
 
@@ -286,6 +287,38 @@ def test_anchor_pulls_the_fit_towards_its_starting_weights():
     assert drift(1e-9) == drift(1e-9)  # deterministic
     with pytest.raises(ValueError, match="anchor"):
         fit(build(GridWorldModel, SMALL_WM, 0), rows, dataclasses.replace(cfg, anchor=-1.0))
+
+
+def test_distill_keeps_the_other_actions_predictions_of_the_model_the_fit_starts_from():
+    tr = _transitions(n=98)
+    rows = _rows(tr)
+    start = build(GridWorldModel, SMALL_WM, 0)
+    fit(start, rows, TrainConfig(epochs=8, lr=1e-2, batch_size=16, val_fraction=0), seed=1)
+    s, a, sn = rows
+    with torch.no_grad():  # without dropout (no generator) the model agrees with itself; the other actions are drawn from torch's default stream
+        assert float(start.distill_loss(start, s, a, sn)) == pytest.approx(0.0, abs=1e-5)
+    one = tuple(t[a == 2] for t in rows)  # a refit on one action type only (forward), the skewed batch of a greedy strategy
+    others = torch.stack([torch.full_like(a, b) for b in range(7) if b != 2])  # every other action at every state
+
+    def drift(distill: float) -> float:
+        """How far the refit moves the other actions' predictions: mean KL from the start model, over states x actions."""
+        model = copy.deepcopy(start)
+        fit(model, one, TrainConfig(epochs=15, lr=1e-2, batch_size=8, val_fraction=0, distill=distill), seed=3)
+        with torch.no_grad():
+            kl = []
+            for b in others:
+                tc, tk = start.logits(s, b)
+                c, k = model.logits(s, b)
+                kl.append(float(((tc.exp() * (tc - c)).sum((-1, -2)) + (tk.exp() * (tk - k)).sum(-1)).mean()))
+        return sum(kl) / len(kl)
+
+    free, kept = drift(0.0), drift(3.0)
+    assert free > 0.05 and kept < 0.5 * free  # without the penalty a one-action refit moves the other actions' predictions
+    assert drift(0.5) == drift(0.5)  # deterministic
+    with pytest.raises(ValueError, match="distill"):
+        fit(build(GridWorldModel, SMALL_WM, 0), rows, TrainConfig(epochs=1, distill=-1.0))
+    with pytest.raises(ValueError, match="distill_loss"):
+        fit(build(SparseInverseModel, InverseConfig(), 0), rows, TrainConfig(epochs=1, distill=1.0))
 
 
 def test_restarts_keep_the_member_with_the_lowest_loss_on_the_data():

@@ -45,6 +45,12 @@ class TrainConfig:
     """> 0: add anchor * sum((w - w_start)^2) over the parameters to the loss, w_start the weights the fit
     starts from (L2-SP); a refit continued from the current world model then stays near it on what the new
     labels do not ask to change. 0: no penalty"""
+    distill: float = 0.0
+    """> 0: add distill * the KL divergence from the model the fit starts from (frozen) to the model being fit,
+    on each batch's states under one other action drawn uniformly (`model.distill_loss`): a function-space
+    anchor, in the manner of learning without forgetting. A refit on a batch of one action type then keeps
+    what the previous model predicted for the other actions at the labelled states, unless the labels say
+    otherwise. 0: no penalty. Needs a model with `distill_loss` (the grid world model)"""
     balance_actions: bool = False
     """draw each epoch's rows (state, action, ...) with probability 1 / (rows of the same action), with
     replacement, so every action has an equal share of the loss whatever the labels' action mix (an

@@ -110,6 +110,10 @@ def fit(model: nn.Module, data, cfg: TrainConfig, seed: int = 0, log=None) -> Hi
         raise ValueError(f"soup and restarts must be >= 1, got soup {cfg.soup}, restarts {cfg.restarts}")
     if not cfg.anchor >= 0:
         raise ValueError(f"anchor must be >= 0, got {cfg.anchor}")
+    if not cfg.distill >= 0:
+        raise ValueError(f"distill must be >= 0, got {cfg.distill}")
+    if cfg.distill > 0 and not hasattr(model, "distill_loss"):
+        raise ValueError(f"distill needs a model with distill_loss(teacher, *batch, generator=...); {type(model).__name__} has none")
     if cfg.soup > 1 and cfg.restarts > 1:
         raise ValueError(f"soup ({cfg.soup}) and restarts ({cfg.restarts}) do not combine: choose one")
     with one_thread():  # the same seed gives the same model whatever the process's thread count
@@ -160,16 +164,19 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
     start, progress = time.perf_counter(), Progress(f"fit {type(model).__name__}")  # long fits say where they are, at least every 10 s
     params = [p for p in model.parameters() if p.requires_grad]
     origin = [p.detach().clone() for p in params] if cfg.anchor > 0 else None  # L2-SP: the weights the fit starts from
+    teacher = copy.deepcopy(model).eval().requires_grad_(False) if cfg.distill > 0 else None  # the function the fit starts from
     for epoch in range(cfg.epochs):
         model.train()
         total = 0.0
         for batch in train.epoch(cfg.batch_size, g):
             loss = model.training_loss(*batch, generator=g)
             opt.zero_grad(set_to_none=True)
+            total_loss = loss
             if origin is not None:
-                (loss + cfg.anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(params, origin))).backward()
-            else:
-                loss.backward()
+                total_loss = total_loss + cfg.anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(params, origin))
+            if teacher is not None:
+                total_loss = total_loss + cfg.distill * model.distill_loss(teacher, *batch, generator=g)
+            total_loss.backward()
             if clip:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()

@@ -53,6 +53,8 @@ def _method_flags(p) -> None:
                    help="each world-model refit draws its rows so that every action has an equal share of an epoch, whatever the labels' action mix")
     g.add_argument("--refit-anchor", type=non_negative_float, default=None,
                    help="each world-model refit adds X * |w - w_before|^2 to its loss, pulling it towards the model it continues from (default 0)")
+    g.add_argument("--refit-distill", type=non_negative_float, default=None,
+                   help="each world-model refit adds X * KL(model before || model) at the labelled states under other actions, keeping what the labels do not contradict (default 0)")
 
 
 def round_config(args, preset: str):
@@ -65,14 +67,15 @@ def round_config(args, preset: str):
     if args.score_cap is not False:
         changes["score_cap"] = args.score_cap
     soup, anchor, medoid = getattr(args, "refit_soup", None), getattr(args, "refit_anchor", None), getattr(args, "refit_medoid", None)
-    balance = getattr(args, "refit_balance", None)
-    if not changes and soup is None and anchor is None and medoid is None and balance is None:
+    balance, distill = getattr(args, "refit_balance", None), getattr(args, "refit_distill", None)
+    if not changes and soup is None and anchor is None and medoid is None and balance is None and distill is None:
         return None
     base = ROUND_PRESETS[preset]
     out = replace(base, scoring=replace(base.scoring, **changes))
     if medoid is not None:
         out = replace(out, refit_medoid=medoid)
-    for flag, name, value in (("--refit-soup", "soup", soup), ("--refit-anchor", "anchor", anchor), ("--refit-balance", "balance_actions", balance)):
+    for flag, name, value in (("--refit-soup", "soup", soup), ("--refit-anchor", "anchor", anchor), ("--refit-balance", "balance_actions", balance),
+                              ("--refit-distill", "distill", distill)):
         if value is None:
             continue
         if out.refit is None:

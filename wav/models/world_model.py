@@ -151,6 +151,20 @@ class GridWorldModel(nn.Module):
         c, k = self.logits(states, actions, generator)
         return (nets.cell_nll(c, next_states).sum(-1) + nets.carried_nll(k, next_states)).mean(1).sum()
 
+    def distill_loss(self, teacher: "GridWorldModel", states: Tensor, actions: Tensor, next_states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """KL(teacher || self) of the next-state distributions at `states` under one other action per row,
+        drawn uniformly among the N_ACTIONS - 1 actions that are not the row's label: summed over the cells'
+        channels and the carried (colour, type), over members (each against the teacher's mixture), mean
+        over the batch. `next_states` is not read (the labelled pair itself is the training loss's)."""
+        other = (actions.long() + torch.randint(1, N_ACTIONS, actions.shape, generator=generator)) % N_ACTIONS
+        with torch.no_grad():
+            tc, tk = teacher.logits(states, other)
+            tc, tk = mixture_log_probs(tc), torch.logsumexp(tk, 0) - math.log(tk.shape[0])  # (B, 36, 21), (B, 17)
+        c, k = self.logits(states, other, generator)  # (M, B, 36, 21), (M, B, 17): log-probabilities per channel
+        kl_cells = (tc.exp() * (tc - c)).sum((-1, -2))  # (M, B): the sum over the channels' KLs (each block normalised)
+        kl_hand = (tk.exp() * (tk - k)).sum(-1)
+        return (kl_cells + kl_hand).mean(1).sum()
+
 
 def mixture_log_probs(cell_log_probs: Tensor) -> Tensor:
     """Per-channel log-probabilities of the uniform mixture over members: (M, ..., 21) -> (..., 21)."""
