@@ -171,12 +171,12 @@ def _fit(model: nn.Module, data, cfg: TrainConfig, seed: int, log) -> History:
         for batch in train.epoch(cfg.batch_size, g):
             loss = model.training_loss(*batch, generator=g)
             opt.zero_grad(set_to_none=True)
-            total_loss = loss
+            objective = loss  # the data loss plus the penalties; the history records the data loss
             if origin is not None:
-                total_loss = total_loss + cfg.anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(params, origin))
+                objective = objective + cfg.anchor * sum(((p - p0) ** 2).sum() for p, p0 in zip(params, origin))
             if teacher is not None:
-                total_loss = total_loss + cfg.distill * model.distill_loss(teacher, *batch, generator=g)
-            total_loss.backward()
+                objective = objective + cfg.distill * model.distill_loss(teacher, *batch, generator=g)
+            objective.backward()
             if clip:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
