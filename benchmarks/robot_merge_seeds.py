@@ -7,8 +7,9 @@ records of seeds 3-4 (pools rebuilt 2026-12-04), paired t and Wilcoxon tests of 
 import argparse
 import json
 from pathlib import Path
-import numpy as np
-from scipy import stats
+
+from wav.stats import mean_ci, paired_difference
+
 OLD = {  # README lines: final error per seed 0, 1, 2
     "Can": {"random": [1.330, 1.801, 1.383], "progress": [1.265, 1.249, 1.499], "wav-dense": [1.330, 1.175, 1.325], "wav": [1.436, 1.197, 1.398], "oracle": [1.311, 1.202, 1.274]},
     "Square": {"random": [1.238, 1.178, 1.135], "progress": [1.232, 1.120, 1.180], "wav-dense": [1.204, 1.207, 1.376], "wav": [1.193, 1.248, 1.289], "oracle": [1.196, 1.172, 1.363]},
@@ -29,10 +30,11 @@ for task in args.tasks:
     print("| strategy | seeds 3, 4 (new) | round-1 error seeds 3, 4 | Spearman seeds 3, 4 | 5-seed mean [95% CI] | min / max |")
     print("|---|---|---|---|---|---|")
     for s in OLD[task]:
-        x = np.array(OLD[task][s] + new[s]); ci = stats.t.interval(0.95, 4, x.mean(), stats.sem(x))
-        print(f"| {s} | {new[s][0]:.3f}, {new[s][1]:.3f} | {r1[s][0]:.3f}, {r1[s][1]:.3f} | {sp[s][0]}, {sp[s][1]} | {x.mean():.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {x.min():.3f} / {x.max():.3f} |")
-    w = np.array(OLD[task]["wav"] + new["wav"])
+        x = OLD[task][s] + new[s]
+        m, lo, hi = mean_ci(x)
+        print(f"| {s} | {new[s][0]:.3f}, {new[s][1]:.3f} | {r1[s][0]:.3f}, {r1[s][1]:.3f} | {sp[s][0]}, {sp[s][1]} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {min(x):.3f} / {max(x):.3f} |")
     for s in OLD[task]:
-        if s == "wav": continue
-        d = w - np.array(OLD[task][s] + new[s]); t = stats.ttest_1samp(d, 0)
-        print(f"wav - {s}: {d.mean():+.3f} (t p={t.pvalue:.3f}, Wilcoxon p={stats.wilcoxon(d).pvalue:.3f})")
+        if s == "wav":
+            continue
+        d = paired_difference(OLD[task]["wav"] + new["wav"], OLD[task][s] + new[s])
+        print(f"wav - {s}: {d['mean']:+.3f} (t p={d['p_ttest']:.3f}, Wilcoxon p={d['p_wilcoxon']:.3f})")
