@@ -69,7 +69,7 @@ def test_checkpoint_roundtrip_and_refusals(tmp_path):
     s, sn = map(torch.from_numpy, tr.features())
     assert torch.equal(loaded.infer(s, sn), model.infer(s, sn))
     meta = checkpoint_meta(path)
-    assert meta["kind"] == "inverse" and meta["meta"] == {"note": "x"} and "torch" in meta["versions"]
+    assert meta["kind"] == "inverse" and meta["meta"] == {"note": "x"} and "torch" in meta["versions"] and "cpu" in meta["versions"]
     with pytest.raises(ValueError, match="not a 'world-model'"):
         load_checkpoint(path, kind="world-model")
     with pytest.raises(ValueError, match="config mismatch.*hidden"):

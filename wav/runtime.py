@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import sys
@@ -46,7 +47,9 @@ def torch_generator(seed: int) -> torch.Generator:
 
 
 def package_versions() -> dict[str, str]:
-    """Versions recorded in checkpoints and run configs."""
+    """Versions recorded in checkpoints and run configs, and the CPU: the same code and seed give the same
+    numbers on one kind of CPU, but oneDNN picks its convolution kernels by CPU, so another CPU can move a
+    trained model's error in the third digit (README, "The same sweep at commit d78b8dd")."""
     import wav
 
     out = {"python": platform.python_version(), "wav": wav.__version__, "torch": torch.__version__, "numpy": np.__version__}
@@ -55,9 +58,11 @@ def package_versions() -> dict[str, str]:
             out[name] = __import__(name).__version__
         except Exception:  # optional at import time
             pass
+    out["cpu"] = cpu_description()
     return out
 
 
+@functools.cache
 def cpu_description() -> str:
     """The CPU as benchmarks record it: model name, cores, and the vector ISA torch's kernels use
     (timings differ ~2x between an AVX2 and an AVX-512 machine of the same core count)."""
