@@ -3,6 +3,11 @@ fit on a warm-up partition per seed, scored on the eval partition (held-out traj
 explore partition (rollouts of checkpoints the warm-up never holds): action MSE, R^2 per action dim, and which layout
 groups the sparse mask keeps (and the `object` share of the kept features).
 
+`--reference` adds what an unconstrained regressor reaches from the same inputs (s_{t-1}, s_t, s_{t+1}): an MLP
+(2 x 256, SiLU, no mask, no latent action) fit on the same warm-up set, and the same MLP fit on the warm-up and
+explore partitions together (3-4x the transitions), both scored on the eval partition. If they stay near the
+inverse models, the R^2 the state transition allows at this scale, not the model, bounds the inverse models.
+
     python benchmarks/robot_inverse.py --data runs/robot-PullCube-cpu --warmup 50 --seeds 0-4 --preset cpu \
         --out benchmarks/results/robot_inverse.md
 """
@@ -36,6 +41,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0-4")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--reference", action="store_true", help="also fit unconstrained MLPs on the same inputs (see above)")
     args = ap.parse_args()
     set_threads(1)
     lo, _, hi = args.seeds.partition("-")
@@ -54,8 +60,15 @@ def main() -> None:
                 rows[part][name].append(inverse_diagnostics(model, split))
             print(f"seed {seed} {part}: eval MSE {rows[part]['eval'][-1]['action_mse']:.4f}, explore MSE {rows[part]['explore'][-1]['action_mse']:.4f} "
                   f"({seconds[part][-1]:.0f} s)", file=sys.stderr, flush=True)
+    reference = {"mlp, warm-up": [], "mlp, warm-up + explore": []}
+    if args.reference:
+        for seed in seeds:
+            for label, train in (("mlp, warm-up", [data.seed_set]), ("mlp, warm-up + explore", [data.seed_set, data.pool])):
+                reference[label].append(_reference_mlp(train, data.test, seed))
+                print(f"seed {seed} {label}: eval MSE {reference[label][-1]['action_mse']:.4f}", file=sys.stderr, flush=True)
     lines = [f"# Robot inverse models: sparse vs vanilla ({exp.task}, warm-up {args.warmup}, preset `{args.preset}`, seeds {args.seeds})", "",
-             f"Command: `python benchmarks/robot_inverse.py --data {args.data} --warmup {args.warmup} --seeds {args.seeds} --preset {args.preset} --out {args.out}`  ",
+             f"Command: `python benchmarks/robot_inverse.py --data {args.data} --warmup {args.warmup} --seeds {args.seeds} --preset {args.preset} --out {args.out}"
+             f"{' --reference' if args.reference else ''}`  ",
              f"Machine: {platform.processor() or platform.machine()}, shared 2 cores, one torch thread; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
              f"Fit time per model (s): sparse {np.mean(seconds['inverse']):.1f}, dense {np.mean(seconds['dense_inverse']):.1f}.", "",
              "`eval` = held-out trajectories of every source; `explore` = rollouts of the checkpoints that never enter the warm-up set. "
@@ -73,9 +86,50 @@ def main() -> None:
                          + f" | {kept['ee']:.2f} / {kept['robot']:.2f} / {kept['object']:.2f} | " + ("—" if np.isnan(share) else f"{share:.1%}") + " |")
         d = paired_difference([r["action_mse"] for r in rows["inverse"][name]], [r["action_mse"] for r in rows["dense_inverse"][name]])
         lines.append(f"| {name} | sparse − vanilla MSE | {d['mean']:+.4f} (paired t p={d['p_ttest']:.3g}) |" + " |" * (len(DIMS) + 2))
+        if name == "eval":
+            for label, rs in reference.items():
+                if rs:
+                    mse, lo_, hi_ = mean_ci([r["action_mse"] for r in rs])
+                    r2 = np.array([r["r2_by_dim"] for r in rs], float)
+                    lines.append(f"| eval | reference {label} | {mse:.4f} [{lo_:.4f}, {hi_:.4f}] | "
+                                 + " | ".join(f"{m:.2f} ({n:.2f})" for m, n in zip(r2.mean(0), r2.min(0))) + " | — | — |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _reference_mlp(train: list, test, seed: int, steps: int = 3000) -> dict:
+    """An MLP from the flattened (s_{t-1}, s_t, s_{t+1}) to a_t (inputs standardised on its training rows),
+    Adam 1e-3, batches of 256; action MSE and R^2 per dim on `test`."""
+    import torch
+
+    from wav.data.sequences import inverse_triples
+
+    def xy(sets):
+        ctx, acts, nxt = inverse_triples([t for d in sets for t in d.trajectories])
+        return torch.cat([ctx.flatten(1), nxt], 1), acts
+
+    x, y = xy(train)
+    xt, yt = xy([test])
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    x, xt = (x - mu) / sd, (xt - mu) / sd
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.SiLU(), torch.nn.Linear(256, 256), torch.nn.SiLU(),
+                              torch.nn.Linear(256, y.shape[1]))
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    for _ in range(steps):
+        i = torch.randint(0, len(x), (256,), generator=g)
+        loss = ((net(x[i]) - y[i]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        p = net(xt).clamp(-1, 1).double().numpy()
+    a = yt.double().numpy()
+    var = a.var(0)
+    r2 = np.where(var > 1e-12, 1 - ((a - p) ** 2).mean(0) / np.maximum(var, 1e-12), np.nan)
+    return {"action_mse": float(((a - p) ** 2).mean()), "r2_by_dim": [float(v) for v in r2]}
 
 
 def _object_share(row: dict, layout: dict) -> float:
