@@ -18,6 +18,9 @@ def test_paired_difference_detects_a_consistent_gap():
     assert out["mean"] == pytest.approx(-1.0, abs=0.02) and out["p_ttest"] < 1e-6 and out["n"] == 10
     same = paired_difference(b, b)
     assert same["mean"] == 0 and np.isnan(same["p_ttest"])
+    # two seeds that both lose 8 of 20 episodes: equal differences up to float rounding are no evidence
+    rounded = paired_difference([9 / 20, 12 / 20], [17 / 20, 20 / 20])
+    assert rounded["mean"] == pytest.approx(-0.4) and np.isnan(rounded["p_ttest"])
 
 
 def test_parse_seeds():

@@ -42,7 +42,9 @@ def paired_difference(a, b, level: float = 0.95) -> dict:
     d = a[ok] - b[ok]
     m, lo, hi = mean_ci(d, level)
     out = {"mean": m, "ci": [lo, hi], "n": int(len(d)), "p_ttest": float("nan"), "p_wilcoxon": float("nan")}
-    if len(d) >= 2 and np.ptp(d) > 0:
+    # differences equal up to rounding (9/20 - 17/20 against 12/20 - 20/20) have no spread to test against:
+    # a t statistic over a rounding-level spread would report p ~ 1e-17
+    if len(d) >= 2 and np.ptp(d) > 1e-9 * (1.0 + np.abs(d).max()):
         out["p_ttest"] = float(stats.ttest_rel(a[ok], b[ok]).pvalue)
         if np.any(d != 0):
             out["p_wilcoxon"] = float(stats.wilcoxon(d).pvalue)
