@@ -15,7 +15,6 @@ inverse models, the R^2 the state transition allows at this scale, not the model
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from datetime import datetime, timezone
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wav.data.robot_io import summary  # noqa: E402
 from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, inverse_diagnostics, load_data, pool_file  # noqa: E402
-from wav.runtime import set_threads  # noqa: E402
+from wav.runtime import cpu_description, set_threads  # noqa: E402
 from wav.stats import mean_ci, paired_difference  # noqa: E402
 
 DIMS = ("x", "y", "z", "rx", "ry", "rz", "gripper")
@@ -69,7 +68,7 @@ def main() -> None:
     lines = [f"# Robot inverse models: sparse vs vanilla ({exp.task}, warm-up {args.warmup}, preset `{args.preset}`, seeds {args.seeds})", "",
              f"Command: `python benchmarks/robot_inverse.py --data {args.data} --warmup {args.warmup} --seeds {args.seeds} --preset {args.preset} --out {args.out}"
              f"{' --reference' if args.reference else ''}`  ",
-             f"Machine: {platform.processor() or platform.machine()}, shared 2 cores, one torch thread; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
+             f"Machine: {cpu_description()}, shared, one torch thread; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. "
              f"Fit time per model (s): sparse {np.mean(seconds['inverse']):.1f}, dense {np.mean(seconds['dense_inverse']):.1f}.", "",
              "`eval` = held-out trajectories of every source; `explore` = rollouts of the checkpoints that never enter the warm-up set. "
              "Mean over seeds [95% CI]; R^2 per action dim is the mean over seeds (min over seeds in brackets).", "",
