@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wav.data.robot_io import summary  # noqa: E402
-from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, inverse_diagnostics, load_data, pool_file  # noqa: E402
+from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, action_fit, inverse_diagnostics, load_data, pool_file  # noqa: E402
 from wav.runtime import cpu_description, set_threads  # noqa: E402
 from wav.stats import mean_ci, paired_difference  # noqa: E402
 
@@ -89,7 +89,7 @@ def main() -> None:
             for label, rs in reference.items():
                 if rs:
                     mse, lo_, hi_ = mean_ci([r["action_mse"] for r in rs])
-                    r2 = np.array([r["r2_by_dim"] for r in rs], float)
+                    r2 = np.array([[np.nan if x is None else x for x in r["r2_by_dim"]] for r in rs], float)
                     lines.append(f"| eval | reference {label} | {mse:.4f} [{lo_:.4f}, {hi_:.4f}] | "
                                  + " | ".join(f"{m:.2f} ({n:.2f})" for m, n in zip(r2.mean(0), r2.min(0))) + " | — | — |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -124,11 +124,7 @@ def _reference_mlp(train: list, test, seed: int, steps: int = 3000) -> dict:
         loss.backward()
         opt.step()
     with torch.no_grad():
-        p = net(xt).clamp(-1, 1).double().numpy()
-    a = yt.double().numpy()
-    var = a.var(0)
-    r2 = np.where(var > 1e-12, 1 - ((a - p) ** 2).mean(0) / np.maximum(var, 1e-12), np.nan)
-    return {"action_mse": float(((a - p) ** 2).mean()), "r2_by_dim": [float(v) for v in r2]}
+        return action_fit(yt.double().numpy(), net(xt).clamp(-1, 1).double().numpy())
 
 
 def _object_share(row: dict, layout: dict) -> float:

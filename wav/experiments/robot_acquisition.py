@@ -197,10 +197,14 @@ def inverse_diagnostics(model, data: TrajectorySet) -> dict:
     ctx, acts, nxt = inverse_triples(list(data.trajectories))
     with torch.no_grad():
         pred = torch.cat([model.model.infer(ctx[i : i + 4096], nxt[i : i + 4096]) for i in range(0, len(nxt), 4096)]).clamp(-1, 1)
-    a, p = acts.double().numpy(), pred.double().numpy()
-    var = a.var(0)
-    r2 = np.where(var > 1e-12, 1 - ((a - p) ** 2).mean(0) / np.maximum(var, 1e-12), np.nan)
-    return {"action_mse": float(((a - p) ** 2).mean()), "r2_by_dim": [float(x) if np.isfinite(x) else None for x in r2], "kept_by_group": model.kept_groups(data)}
+    return action_fit(acts.double().numpy(), pred.double().numpy()) | {"kept_by_group": model.kept_groups(data)}
+
+
+def action_fit(actions: np.ndarray, predictions: np.ndarray) -> dict:
+    """Action MSE and R^2 per action dimension (None where the actions do not vary)."""
+    var = actions.var(0)
+    r2 = np.where(var > 1e-12, 1 - ((actions - predictions) ** 2).mean(0) / np.maximum(var, 1e-12), np.nan)
+    return {"action_mse": float(((actions - predictions) ** 2).mean()), "r2_by_dim": [float(x) if np.isfinite(x) else None for x in r2]}
 
 
 def probe(exp: RobotAcquisitionExperiment, data: PoolData) -> None:
