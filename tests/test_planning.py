@@ -194,6 +194,34 @@ def test_planning_actor_base_alone_follows_the_policy_chunks_and_the_planner_sta
     assert actor.latent[0].shape == (1, 1, rssm.cfg.deter)
 
 
+def test_planning_gives_the_same_residuals_with_one_or_two_threads():
+    """At the `cpu` sizes (where matmuls split over threads), filtering and planning a short episode gives the
+    same residuals and MPPI values to the last bit with one or two torch threads."""
+    from wav.experiments.robot_downstream import PRESETS
+
+    cfg = PRESETS["cpu"]
+    torch.manual_seed(0)
+    rssm = RSSM(preset("cpu", state_dim=35, action_dim=A)).eval().requires_grad_(False)
+    disc, critic = Discriminator(rssm.cfg.feat, cfg.reward), CriticEnsemble(rssm.cfg.feat, cfg.critic)
+    for p in list(disc.parameters()) + list(critic.parameters()):  # non-zero outputs
+        p.data.normal_(0, 0.1)
+    planner = Planner(rssm, disc, critic, cfg.planner)
+    runs, before = [], torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            gen, latent, out = torch.Generator().manual_seed(0), None, []
+            with torch.no_grad():
+                for _ in range(4):
+                    latent = rssm.filter_step(latent, None if latent is None else torch.zeros(1, A), torch.randn(1, 35, generator=gen))
+                    residual, info = planner.plan(latent, torch.rand(cfg.planner.horizon, A, generator=gen) * 2 - 1, gen)
+                    out += [residual, torch.tensor(info["values"])]
+            runs.append(torch.cat(out))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(runs[0], runs[1]) and runs[0].abs().sum() > 0
+
+
 def test_a_planner_without_room_for_residuals_acts_exactly_as_the_base_policy():
     from wav.planning.agent import PlanningActor
 
