@@ -14,10 +14,15 @@ probed state (probes.jsonl) and every episode (episodes.jsonl) under --out and p
     chunk's (what one planning step can gain with this world model / with perfect dynamics);
   - state_error_end vs end_spread: the world model's standardised squared error 8 steps ahead against how far
     apart the candidates' true end states are (same units);
-  - task_*: the same with robosuite's shaped task reward (privileged): does the planner's objective rank the
+  - replay_state_diff / replay_objective_diff: the base chunk rolled twice from the same snapshot (0 on robosuite,
+    which restores bit for bit; ManiSkill's restore leaves PhysX's contact caches, so its replays differ a little):
+    the noise floor of the true side, to set against end_spread and true_std;
+  - task_*: the same with the simulator's shaped task reward (privileged; robosuite's shaped reward, ManiSkill's
+    normalised dense reward): does the planner's objective rank the
     candidates as the task does (spearman_true_vs_task), and what the task-best candidate gains;
   - success and reward of the episodes each act mode ran.
-Only the robosuite tasks (Lift, Can, Square) can restore a simulator snapshot.
+Every task can restore a simulator snapshot: the robosuite tasks bit for bit, the ManiSkill tasks up to PhysX's
+contact caches (so there a probing run's episodes differ slightly from the downstream run's).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ def summarise(rows: list[dict], episodes: list[dict]) -> dict:
         return {"mean": m, "ci": [lo, hi]}
 
     keys = ["spearman", "gain_model_pick", "gain_true_pick", "true_std", "objective_gap", "state_error_step1", "state_error_end", "end_spread"]
+    keys += [k for k in ("replay_state_diff", "replay_objective_diff") if rows and k in rows[0]]
     if rows and "task_reward_base" in rows[0]:
         keys += ["task_reward_base", "task_gain_model_pick", "task_gain_true_pick", "task_gain_task_pick", "task_std",
                  "spearman_true_vs_task", "spearman_imagined_vs_task"]
@@ -88,8 +94,7 @@ def main(argv=None) -> dict:
 
     acts = a.acts.split(",")
     cfgs = {m: ProbeConfig(a.candidates, a.std, a.every, m) for m in acts}  # bad values are refused here, before any work
-    if require_simulator(a.task).backend != "robosuite":
-        raise SystemExit(f"--task {a.task}: simulator snapshots exist for the robosuite tasks (Lift, Can, Square) only")
+    require_simulator(a.task)  # a one-line error for a task without its simulator, before any work
     set_threads(1)
     exp = RobotDownstreamExperiment(task=a.task, source=a.source, seeds=(a.seed,), strategies=(a.strategy,), preset=a.preset, episodes=a.episodes)
     inputs = resolve(exp)

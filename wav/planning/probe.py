@@ -58,13 +58,23 @@ class Rollouts:
     states: np.ndarray
     success_reward: np.ndarray
     task_reward: np.ndarray | None
+    replay_features: torch.Tensor | None = None
+    """with `replay`: sequence 0 rolled a second time from the same snapshot, features (1, H, M, F) ..."""
+    replay_states: np.ndarray | None = None
+    """... and visited states (1, H, D): how well the simulator's restore replays (bit for bit on robosuite,
+    to PhysX's contact caches on ManiSkill), the noise floor of the true side of the probe"""
 
 
 @torch.no_grad()
-def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray, slices: list, task_reward: bool = False) -> Rollouts:
+def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray, slices: list, task_reward: bool = False,
+                  replay: bool = False) -> Rollouts:
     """Roll every sequence (N, H, A) in the simulator from its current state (restored after each, and at the
     end) and filter the visited states into the world model's posterior from `latent` (the posterior at
-    `state`)."""
+    `state`). With `replay`, sequence 0 is rolled once more at the end (`Rollouts.replay_*`)."""
+    if replay:
+        out = true_features(env, rssm, latent, torch.cat([sequences, sequences[:1]]), state, slices, task_reward)
+        task = None if out.task_reward is None else out.task_reward[:-1]
+        return Rollouts(out.features[:-1], out.states[:-1], out.success_reward[:-1], task, out.features[-1:], out.states[-1:])
     n, h, _ = sequences.shape
     dense = task_reward and hasattr(env, "dense_reward")
     snap = env.snapshot()
@@ -110,7 +120,7 @@ class ProbeActor(PlanningActor):
 
     def reset(self, env=None) -> None:
         if getattr(self, "cfg", None) is not None and self.cfg.act == "task" and env is not None and not hasattr(env, "dense_reward"):
-            raise NotImplementedError("act='task' needs an env with dense_reward() (the robosuite tasks)")
+            raise NotImplementedError("act='task' needs an env with dense_reward()")
         super().reset(env)
         self.t, self.platent, self.pprev_state, self.pprev_action = 0, None, None, None
         self.episode = getattr(self, "episode", -1) + 1
@@ -134,9 +144,10 @@ class ProbeActor(PlanningActor):
             start = tuple(x.expand(n, *x.shape[1:]) for x in self.platent)
             imag_feat = rssm.imagine_features(start, seqs)
             imagined = planner.objective(imag_feat)
-            roll = true_features(env, rssm, self.platent, seqs, cont, self.slices, self.cfg.task_reward or self.cfg.act == "task")
+            roll = true_features(env, rssm, self.platent, seqs, cont, self.slices, self.cfg.task_reward or self.cfg.act == "task", replay=True)
             true = planner.objective(roll.features)
-            self.rows.append(self._row(imagined.numpy(), true.numpy(), rssm.decode(imag_feat).mean(-2).numpy(), roll, time.perf_counter() - t0))
+            replayed = float(planner.objective(roll.replay_features)[0])
+            self.rows.append(self._row(imagined.numpy(), true.numpy(), rssm.decode(imag_feat).mean(-2).numpy(), roll, time.perf_counter() - t0, replayed))
             pick = {"base": 0, "model": int(imagined.argmax()), "true": int(true.argmax()),
                     "task": int(np.argmax(roll.task_reward)) if roll.task_reward is not None else 0}[self.cfg.act]
             action = seqs[pick, 0].numpy().astype(np.float32)
@@ -145,11 +156,14 @@ class ProbeActor(PlanningActor):
         self.prev_action = self.pprev_action
         return self.pprev_action
 
-    def _row(self, imagined: np.ndarray, true: np.ndarray, predicted: np.ndarray, roll: Rollouts, seconds: float) -> dict:
+    def _row(self, imagined: np.ndarray, true: np.ndarray, predicted: np.ndarray, roll: Rollouts, seconds: float,
+             replayed: float | None = None) -> dict:
         """One probed state: rank agreement of imagined and true objectives over the candidates, the true gain
         over the base chunk of the imagined best and of the true best, the world model's state error at the
         horizon against how far the candidates' true end states lie apart (standardised when `scale` is known),
-        and with the task reward: whether the planner's objective ranks candidates as the task does."""
+        the simulator's replay noise in the same units (the base chunk rolled twice: end-state squared
+        difference, and its objective's difference), and with the task reward: whether the planner's
+        objective ranks candidates as the task does."""
         visited = roll.states
         scale = self.scale if self.scale is not None else np.ones(visited.shape[-1], np.float32)
         err = (((predicted - visited) / scale) ** 2).mean(-1)  # (N, H): mean over features, as the acquisition's error
@@ -162,6 +176,10 @@ class ProbeActor(PlanningActor):
                "objective_gap": float(np.sqrt(np.mean((imagined - true - (imagined - true).mean()) ** 2))),
                "state_error_step1": float(err[:, 0].mean()), "state_error_end": float(err[:, -1].mean()), "end_spread": spread,
                "success_reward_base": float(roll.success_reward[0]), "seconds": seconds}
+        if roll.replay_states is not None:
+            row["replay_state_diff"] = float((((roll.replay_states[0, -1] - visited[0, -1]) / scale) ** 2).mean())
+        if replayed is not None:
+            row["replay_objective_diff"] = float(abs(replayed - true[0]))
         task = roll.task_reward
         if task is not None:
             ki = int(np.argmax(task))

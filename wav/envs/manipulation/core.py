@@ -197,7 +197,7 @@ class ManipulationEnv(gym.Env):
         """The simulator's full state and the episode's clock, for `restore`: the same actions from a restored
         snapshot visit the same states (a planner's what-if rollouts in the true dynamics)."""
         if not hasattr(self.sim, "snapshot"):
-            raise NotImplementedError(f"{self.task}: snapshots exist for the robosuite tasks (Lift, Can, Square) only")
+            raise NotImplementedError(f"{self.task}: this backend has no simulator snapshots")
         return {"sim": self.sim.snapshot(), "t": self._t, "success_at": self._success_at}
 
     def restore(self, snap: dict) -> None:
@@ -205,9 +205,10 @@ class ManipulationEnv(gym.Env):
         self._t, self._success_at = snap["t"], snap["success_at"]
 
     def dense_reward(self) -> float:
-        """The simulator's shaped task reward at the current state (privileged; diagnostics only)."""
+        """The simulator's shaped task reward at the current state (privileged; diagnostics only): robosuite's
+        shaped reward, or ManiSkill's normalised dense reward."""
         if not hasattr(self.sim, "dense_reward"):
-            raise NotImplementedError(f"{self.task}: a shaped task reward is read for the robosuite tasks (Lift, Can, Square) only")
+            raise NotImplementedError(f"{self.task}: this backend has no shaped task reward")
         return self.sim.dense_reward()
 
     def privileged(self) -> dict:
