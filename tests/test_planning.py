@@ -306,8 +306,7 @@ def test_true_features_of_the_actions_taken_next_equal_filtering_the_episode_and
     env.reset(seed=3)
     with torch.no_grad():
         again = true_features(env, rssm, latent, acts, s, [], task_reward=True, replay=True)
-    # the replay roll changes nothing else (features to rounding: the filter runs one more row)
-    assert torch.allclose(again.features, feat, atol=1e-6) and np.array_equal(again.states, visited)
+    assert torch.equal(again.features, feat) and np.array_equal(again.states, visited)  # the replay roll changes nothing else
     assert torch.allclose(again.replay_features[0], feat[0], atol=1e-6) and np.array_equal(again.replay_states[0], visited[0])  # an exact simulator
 
 
@@ -334,7 +333,8 @@ def test_probing_leaves_the_base_episode_unchanged_and_the_true_pick_is_never_wo
         s2 = env2.step(want[-1])[0]
     assert np.allclose(np.stack(seen), np.stack(want), atol=1e-6) and base[0]["steps"] == 12
     assert [r["t"] for r in probe.rows] == [0, 3, 6, 9]
-    assert all(r["replay_state_diff"] == 0 and r["replay_objective_diff"] == 0 for r in probe.rows)  # the toy env restores exactly
+    # the toy env restores exactly (the objective to rounding: the replay is filtered in a batch of its own)
+    assert all(r["replay_state_diff"] == 0 and r["replay_objective_diff"] < 1e-5 for r in probe.rows)
     assert all(-1 <= r["spearman"] <= 1 and r["gain_true_pick"] >= max(r["gain_model_pick"], 0.0) for r in probe.rows)
     acting = ProbeActor(pol, torch.Generator().manual_seed(5), planner, ProbeConfig(candidates=6, act="true"), torch.Generator().manual_seed(1), LAYOUT)
     rows = run_episodes(SnapshotToyEnv(12), acting, [7])

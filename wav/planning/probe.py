@@ -70,22 +70,20 @@ def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray,
                   replay: bool = False) -> Rollouts:
     """Roll every sequence (N, H, A) in the simulator from its current state (restored after each, and at the
     end) and filter the visited states into the world model's posterior from `latent` (the posterior at
-    `state`). With `replay`, sequence 0 is rolled once more at the end (`Rollouts.replay_*`)."""
-    if replay:
-        out = true_features(env, rssm, latent, torch.cat([sequences, sequences[:1]]), state, slices, task_reward)
-        task = None if out.task_reward is None else out.task_reward[:-1]
-        return Rollouts(out.features[:-1], out.states[:-1], out.success_reward[:-1], task, out.features[-1:], out.states[-1:])
+    `state`). With `replay`, sequence 0 is rolled once more at the end (`Rollouts.replay_*`; filtered on its
+    own, so the N rows' numbers do not depend on it)."""
     n, h, _ = sequences.shape
+    rolled = torch.cat([sequences, sequences[:1]]) if replay else sequences
     dense = task_reward and hasattr(env, "dense_reward")
     snap = env.snapshot()
-    visited, rewards, task = np.zeros((n, h, len(state)), np.float32), np.zeros(n), np.zeros(n) if dense else None
+    visited, rewards, task = np.zeros((len(rolled), h, len(state)), np.float32), np.zeros(len(rolled)), np.zeros(len(rolled)) if dense else None
     try:
-        for i in range(n):
+        for i in range(len(rolled)):
             env.restore(snap)
             prev, ended = state, False
             for k in range(h):
                 if not ended:
-                    obs, r, term, trunc, _ = env.step(sequences[i, k].numpy())
+                    obs, r, term, trunc, _ = env.step(rolled[i, k].numpy())
                     prev = continue_quaternions(np.asarray(obs["state"] if isinstance(obs, dict) else obs, np.float32), prev, slices)
                     rewards[i] += r
                     if dense:
@@ -94,12 +92,19 @@ def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray,
                 visited[i, k] = prev
     finally:
         env.restore(snap)
-    lat = tuple(x.expand(n, *x.shape[1:]) for x in latent)
-    feats = []
-    for k in range(h):
-        lat = rssm.filter_step(lat, sequences[:, k], torch.as_tensor(visited[:, k]))
-        feats.append(rssm.features(*lat))
-    return Rollouts(torch.stack(feats, 1), visited, rewards, task)
+
+    def features(rows: slice) -> torch.Tensor:
+        lat = tuple(x.expand(rows.stop - rows.start, *x.shape[1:]) for x in latent)
+        feats = []
+        for k in range(h):
+            lat = rssm.filter_step(lat, rolled[rows, k], torch.as_tensor(visited[rows, k]))
+            feats.append(rssm.features(*lat))
+        return torch.stack(feats, 1)
+
+    out = Rollouts(features(slice(0, n)), visited[:n], rewards[:n], None if task is None else task[:n])
+    if replay:
+        out.replay_features, out.replay_states = features(slice(n, n + 1)), visited[n:]
+    return out
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
