@@ -1,8 +1,8 @@
 """Five-seed rows for Can and Square: the final errors of seeds 0-2 as the README records them (runs at
 commits ca71e67 / 11cad7b on the pools built at 692cb65; their run folders were not kept) joined with the run
 records of seeds 3-4 (pools rebuilt 2026-12-04), paired t and Wilcoxon tests of WAV against each strategy.
-The ensemble strategy ran on Can's seeds 0, 3 and 4 only (None marks a seed it did not run); its mean and its
-paired test use the seeds it has.
+The ensemble strategy ran on Can's seeds 0, 3 and 4 and on Square's seeds 3 and 4 only (None marks a seed it did
+not run); its mean and its paired test use the seeds it has.
 
     python benchmarks/robot_merge_seeds.py --runs runs/robot-acq-{task}-cpu5/runs Can Square
 """
@@ -14,7 +14,7 @@ from wav.stats import mean_ci, paired_difference
 
 OLD = {  # README lines: final error per seed 0, 1, 2
     "Can": {"random": [1.330, 1.801, 1.383], "ensemble": [1.276, None, None], "progress": [1.265, 1.249, 1.499], "wav-dense": [1.330, 1.175, 1.325], "wav": [1.436, 1.197, 1.398], "oracle": [1.311, 1.202, 1.274]},
-    "Square": {"random": [1.238, 1.178, 1.135], "progress": [1.232, 1.120, 1.180], "wav-dense": [1.204, 1.207, 1.376], "wav": [1.193, 1.248, 1.289], "oracle": [1.196, 1.172, 1.363]},
+    "Square": {"random": [1.238, 1.178, 1.135], "ensemble": [None, None, None], "progress": [1.232, 1.120, 1.180], "wav-dense": [1.204, 1.207, 1.376], "wav": [1.193, 1.248, 1.289], "oracle": [1.196, 1.172, 1.363]},
 }
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("tasks", nargs="+", choices=sorted(OLD))
