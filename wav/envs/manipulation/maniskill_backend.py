@@ -54,10 +54,12 @@ class ManiSkillSim:
         self._obs, _, _, _, self._info = self.env.step(action.astype(np.float32)[None])
 
     def snapshot(self) -> dict:
-        """Poses and velocities of every actor and articulation (with the joints' drive targets), the
-        controller's state, the env's step counter and the last observation, for `restore`. PhysX's contact
-        and solver caches are not part of it, so a replay from a restored snapshot matches the first run
-        to ~1e-5 in state units over 8 steps rather than bit for bit (measured; tests/test_robot.py)."""
+        """Poses and velocities of every actor and articulation (ManiSkill's state dict), the controller's
+        state, the env's step counter and the last observation, for `restore`. PhysX's contact and solver
+        caches are not part of it, so 8 steps replayed from a restored snapshot match an uninterrupted run to
+        ~1e-5 in positions and ~1e-2 in joint velocities rather than bit for bit (tests/test_robot.py); two
+        replays from the same snapshot agree with each other far more closely (`wav.planning.probe`'s replay
+        check)."""
         u = self.env.unwrapped
         return {"physx": copy.deepcopy(u.get_state_dict()), "controller": copy.deepcopy(u.agent.controller.get_state()),
                 "elapsed": copy.deepcopy(getattr(u, "_elapsed_steps", None)), "obs": copy.deepcopy(self._obs),
