@@ -231,6 +231,30 @@ def test_cli_debug_run_writes_records_and_json(tmp_path, capsys):
     assert again["wall_seconds"] == results["wall_seconds"]
 
 
+def test_two_jobs_give_the_runs_of_one_job(tmp_path, capsys):
+    """The seed-set fits and the (strategy, seed) runs go to parallel workers in two waves: the schedule and the job
+    count change no metric, and the timings are still gathered per seed (every fit and run of it)."""
+    pytest.importorskip("h5py")
+    write_pool(tmp_path / "pool.hdf5")
+    argv = ["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(tmp_path), "--warmup", "4", "--seeds", "0-1",
+            "--strategies", "random,ensemble,wav-dense,wav", "--preset", "debug", "--json"]
+    outs = {j: tmp_path / f"jobs{j}" for j in (1, 2)}
+    for j, out in outs.items():
+        rc, _, err = cli(argv + ["--jobs", str(j), "--out", str(out)], capsys)
+        assert rc == 0, err
+    for s in ("random", "ensemble", "wav-dense", "wav"):
+        for seed in (0, 1):
+            rows = [(out / "runs" / s / f"seed{seed}" / "metrics.jsonl").read_text() for out in outs.values()]
+            assert rows[0] == rows[1] and len(rows[0].splitlines()) == 3
+    res = {j: json.loads((out / "results.json").read_text()) for j, out in outs.items()}
+    assert res[1]["inverse_eval"] == res[2]["inverse_eval"] and set(res[2]["inverse_eval"]["1"]) == {"inverse", "dense_inverse"}
+    for row in res[2]["job_seconds"]:
+        assert set(row["fit_seconds"]) == {"world_model", "inverse", "dense_inverse", "ensemble"}
+        assert set(row["run_seconds"]) == {"random", "ensemble", "wav-dense", "wav"} and row["peak_rss_mb"] > 0
+        assert row["seconds"] >= sum(row["run_seconds"].values()) + sum(row["fit_seconds"].values()) - 1e-6
+    assert res[2]["jobs"] == 2 and res[2]["wave_seconds"]["fits"] > 0 and res[2]["wave_seconds"]["runs"] > 0
+
+
 def test_cli_report_only_runs_nothing_and_reports_the_seeds_every_strategy_finished(tmp_path, capsys):
     pytest.importorskip("h5py")
     write_pool(tmp_path / "pool.hdf5")

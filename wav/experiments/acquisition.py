@@ -18,7 +18,7 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.acquisition_report import markdown_table, plot
-from wav.experiments.common import cached_transitions, changed_fields, check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json, write_report
+from wav.experiments.common import RUN_COST, cached_transitions, changed_fields, check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json, write_report
 from wav.config import POOL_PRESETS, ROUND_PRESETS, PoolConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
 from wav.domains.minigrid import MiniGridDomain, domain_preset
@@ -238,10 +238,6 @@ def settings(exp: AcquisitionExperiment, strategy: str, seed: int) -> dict:
 
 def run_dir(exp: AcquisitionExperiment, strategy: str, seed: int) -> Path:
     return Path(exp.out) / "runs" / strategy / f"seed{seed}"
-
-
-# relative cost of a strategy's run, so that the parallel runs start with the longest (better packing)
-RUN_COST = {"uncertainty": 5, "ensemble": 4, "wav": 3, "wav-dense": 3, "wav-state": 3, "forward-first": 2}
 
 
 def _pool_data(exp: AcquisitionExperiment, paths: dict[str, Path]) -> PoolData:

@@ -161,6 +161,10 @@ def connect_ray(address: str | None, timeout: float = 25.0) -> None:
         raise ValueError(f"--ray-address {address}: {str(result['error']).splitlines()[0]}")
 
 
+RUN_COST = {"uncertainty": 5, "ensemble": 4, "wav": 3, "wav-dense": 3, "wav-state": 3, "forward-first": 2}
+"""relative cost of a strategy's run (1 when absent): parallel runs start with the longest, for better packing"""
+
+
 def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs: int = 2, ray_address: str | None = None,
              desc: str | None = None, ship: Iterable[Path] = ()) -> list:
     """Run fn(*job) for every job, in parallel processes (joblib) or on a Ray cluster; results in job

@@ -5,7 +5,8 @@ Data: one pool file (`wav robot build`) with the partitions warmup_N (labelled s
 candidate trajectories) and eval (the test set). Per seed: the RSSM and whatever seed-set models the
 strategies need are fit on warmup_N once; then each strategy runs R rounds (score the explore pool, label
 the top B trajectories, continue training the RSSM on all labels) and is evaluated after each round by the
-32-step open-loop error on eval. `run()` writes `<out>/runs/<strategy>/seed<k>/{config.json, metrics.jsonl}`;
+32-step open-loop error on eval. The work goes to parallel workers in two waves (`waves`): the seeds' RSSM
+fits, then one job per (strategy, seed). `run()` writes `<out>/runs/<strategy>/seed<k>/{config.json, metrics.jsonl}`;
 `report()` reads only those records and writes `results.json`, `table.md` and `figure.png`.
 """
 
@@ -25,7 +26,7 @@ from wav.config import PoolConfig, RoundConfig, ScoringConfig, TrainConfig, pres
 from wav.domains.base import PoolData
 from wav.domains.manipulation import DOMAIN_PRESETS, GUARD_SECONDS, ManipulationDomain, TrajectorySet
 from wav.experiments.acquisition_report import _fmt
-from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, strategy_bars, unfinished_by_seed, write_json, write_report
+from wav.experiments.common import RUN_COST, check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, strategy_bars, unfinished_by_seed, write_json, write_report
 from wav.stats import RANGES, mean_ci, metric_ci, paired_difference
 
 STRATEGIES = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
@@ -231,42 +232,79 @@ def probe(exp: RobotAcquisitionExperiment, data: PoolData) -> None:
             raise ValueError(f"--strategies: '{s.name}' cannot run on manipulation trajectories: {e}") from None
 
 
-def _seed_job(exp: RobotAcquisitionExperiment, seed: int, strategies: tuple[str, ...], digest: str) -> dict:
-    """Every unfinished strategy of one seed: the seed-set fits once, then one `run_pool` per strategy."""
-    from wav.acquire import make_strategy
-    from wav.domains.manipulation import RecordedFuture
-    from wav.loop import pool_oracle, run_pool, shared_models, shared_parts, train_shared_part
+def _peak_mb() -> float:
+    """Peak resident memory of this process so far (Linux: ru_maxrss in KiB), an upper bound for its jobs."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _fit_job(exp: RobotAcquisitionExperiment, seed: int, part: str) -> dict:
+    """One seed-set model of one seed; for the world model also its round-0 evaluation and its true error on
+    every pool candidate, which every strategy of the seed starts from."""
+    from wav.loop import pool_oracle, train_shared_part
     from wav.runtime import set_threads
 
     set_threads(1)
     t0 = time.perf_counter()
     data = load_data(exp)
     domain = exp.scaled_domain(data)
-    needs = [make_strategy(s) for s in strategies]
-    parts = {"world_model": domain.fit("world_model", data.seed_set, seed)}
-    start, oracle = domain.evaluate(parts["world_model"], data), pool_oracle(domain, parts["world_model"], data.pool)
-    fit_seconds = {"world_model": time.perf_counter() - t0}
-    for part in shared_parts(needs)[1:]:
-        t = time.perf_counter()
-        parts[part] = train_shared_part(domain, data.seed_set, exp.round, seed, part)
-        fit_seconds[part] = time.perf_counter() - t
-    diagnostics = {p: inverse_diagnostics(parts[p], data.test) for p in ("inverse", "dense_inverse") if p in parts}
-    run_seconds = {}
-    for s in needs:
-        t = time.perf_counter()
-        mine = {p: copy.deepcopy(parts[p]) for p in ("world_model", *s.parts)}  # a run refits its models in place: never share them
-        shared = shared_models(RecordedFuture() if s.subgoal else None, mine)
-        extra = {"data": str(pool_file(exp.data)), "experiment": asdict(exp), "settings": settings(exp, s.name, seed, digest),
-                 "reads_actions": s.reads_actions_in(domain.space), "privileged": s.privileged, "inverse_eval": diagnostics.get(s.inverse) if s.inverse else None}
-        path = run_dir(exp, s.name, seed) / WORLD_MODEL
-        run_pool(domain, s.name, seed, data, shared, exp.protocol, exp.round, run_dir(exp, s.name, seed), extra, start, oracle,
-                 keep=lambda models, path=path: save_world_model(path, models.world_model, exp, data))
-        run_seconds[s.name] = time.perf_counter() - t
-    import resource  # peak resident memory of this worker so far (Linux: KiB), an upper bound for this seed
+    model = train_shared_part(domain, data.seed_set, exp.round, seed, part)
+    start = {"metrics": domain.evaluate(model, data), "oracle": pool_oracle(domain, model, data.pool)} if part == "world_model" else None
+    return {"kind": "fit", "seed": seed, "part": part, "model": model, "start": start, "seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb()}
 
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seed": seed, "seconds": time.perf_counter() - t0, "fit_seconds": fit_seconds, "run_seconds": run_seconds, "peak_rss_mb": peak_mb,
-            "inverse_eval": diagnostics, "records": records(*(run_dir(exp, s, seed) for s in strategies))}
+
+def _strategy_job(exp: RobotAcquisitionExperiment, seed: int, strategy: str, digest: str, parts: dict, start: dict) -> dict:
+    """One (strategy, seed) run from the seed's shared fits (`_fit_job`); a seed-set model that only this run
+    uses (the sparse inverse model of `wav`, the ensemble of `ensemble`) is fit here."""
+    from wav.acquire import make_strategy
+    from wav.domains.manipulation import RecordedFuture
+    from wav.loop import run_pool, shared_models, shared_parts, train_shared_part
+    from wav.runtime import set_threads
+
+    set_threads(1)
+    t0 = time.perf_counter()
+    data = load_data(exp)
+    domain = exp.scaled_domain(data)
+    s = make_strategy(strategy)
+    mine, fit_seconds = {}, {}
+    for part in shared_parts([s]):
+        t = time.perf_counter()
+        if part in parts:  # a run refits its models in place: never share them (an in-process run gets the very object)
+            mine[part] = copy.deepcopy(parts[part])
+        else:
+            mine[part] = train_shared_part(domain, data.seed_set, exp.round, seed, part)
+            fit_seconds[part] = time.perf_counter() - t
+    diagnostics = {p: inverse_diagnostics(mine[p], data.test) for p in ("inverse", "dense_inverse") if p in mine}
+    t = time.perf_counter()
+    shared = shared_models(RecordedFuture() if s.subgoal else None, mine)
+    extra = {"data": str(pool_file(exp.data)), "experiment": asdict(exp), "settings": settings(exp, s.name, seed, digest),
+             "reads_actions": s.reads_actions_in(domain.space), "privileged": s.privileged, "inverse_eval": diagnostics.get(s.inverse) if s.inverse else None}
+    path = run_dir(exp, s.name, seed) / WORLD_MODEL
+    run_pool(domain, s.name, seed, data, shared, exp.protocol, exp.round, run_dir(exp, s.name, seed), extra, start["metrics"], start["oracle"],
+             keep=lambda models: save_world_model(path, models.world_model, exp, data))
+    return {"kind": "strategy", "seed": seed, "strategy": s.name, "seconds": time.perf_counter() - t0, "fit_seconds": fit_seconds,
+            "run_seconds": time.perf_counter() - t, "peak_rss_mb": _peak_mb(), "inverse_eval": diagnostics, "records": records(run_dir(exp, s.name, seed))}
+
+
+def _job(kind: str, *args) -> dict:
+    return {"fit": _fit_job, "strategy": _strategy_job}[kind](*args)
+
+
+def per_seed_seconds(jobs: list[dict]) -> list[dict]:
+    """The jobs' timings gathered by seed: CPU seconds of all its jobs, each fit's and each run's seconds, the
+    largest peak resident memory of the processes that ran them."""
+    out: dict[int, dict] = {}
+    for j in jobs:
+        row = out.setdefault(j["seed"], {"seed": j["seed"], "seconds": 0.0, "fit_seconds": {}, "run_seconds": {}, "peak_rss_mb": 0.0})
+        row["seconds"] += j["seconds"]
+        row["peak_rss_mb"] = max(row["peak_rss_mb"], j["peak_rss_mb"])
+        if j["kind"] == "fit":
+            row["fit_seconds"][j["part"]] = j["seconds"]
+        else:
+            row["fit_seconds"].update(j["fit_seconds"])
+            row["run_seconds"][j["strategy"]] = j["run_seconds"]
+    return [out[k] for k in sorted(out)]
 
 
 def check(exp: RobotAcquisitionExperiment) -> str:
@@ -282,6 +320,34 @@ def check(exp: RobotAcquisitionExperiment) -> str:
     return digest
 
 
+def waves(exp: RobotAcquisitionExperiment, todo: dict[int, tuple[str, ...]], digest: str, progress: bool = True) -> tuple[list[dict], list[dict], float]:
+    """Two waves of parallel jobs, as in the MiniGrid experiment: (1) one job per (seed, model) for the seed-set
+    world model and for any other seed-set model that two or more of the seed's runs share; (2) one job per
+    (strategy, seed), the costliest first, which fits any seed-set model that only it uses. Returns the two
+    waves' job records and the first wave's wall seconds. Every fit and run draws from its own (seed, part)
+    or (seed, strategy) streams, so the schedule and the job count never change a result."""
+    from wav.acquire import make_strategy
+    from wav.loop import shared_parts
+
+    t0 = time.perf_counter()
+    needs = {seed: [make_strategy(s) for s in strategies] for seed, strategies in todo.items()}
+    wave1 = [("fit", exp, seed, part) for seed in needs for part in shared_parts(needs[seed])
+             if part == "world_model" or sum(part in s.parts for s in needs[seed]) > 1]
+    ship = [pool_file(exp.data)]
+    fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address, desc="seed-set fits" if progress else None, ship=ship)
+    fit_wall = time.perf_counter() - t0
+    parts: dict[int, dict] = {seed: {} for seed in needs}
+    starts = {f["seed"]: f["start"] for f in fits if f["start"] is not None}
+    for f in fits:
+        parts[f["seed"]][f["part"]] = f.pop("model")
+    wave2 = sorted(((seed, s) for seed, strategies in todo.items() for s in strategies), key=lambda j: (-RUN_COST.get(j[1], 1), j[0]))
+    runs = run_jobs(_job, [("strategy", exp, seed, s, digest, parts[seed], starts[seed]) for seed, s in wave2], exp.backend, exp.jobs, exp.ray_address,
+                    desc="strategy runs" if progress else None, ship=ship)
+    for f in fits:
+        f.pop("start")
+    return fits, runs, fit_wall
+
+
 def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | None = None, report_only: bool = False) -> dict:
     """Validate the data, run (or resume) every (strategy, seed), write the report; returns results.json's content.
     `report_only`: run nothing, rewrite the report from the finished runs."""
@@ -293,22 +359,26 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | No
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     todo = {} if report_only else unfinished_by_seed(exp.seeds, exp.strategies, lambda s, seed: run_dir(exp, s, seed), progress)
-    jobs = run_jobs(_seed_job, [(exp, seed, s, digest) for seed, s in todo.items()], exp.backend, exp.jobs, exp.ray_address,
-                    desc="seeds" if progress else None, ship=[pool_file(exp.data)])
+    fits, runs, fit_wall = waves(exp, todo, digest, progress)
     wall = time.perf_counter() - t0
     before = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     results = report(exp)
     # a resume keeps what earlier invocations measured of the seeds it did not rerun (timings, inverse diagnostics)
-    ran = {j["seed"] for j in jobs}
+    ran = set(todo)
     kept = [j for j in before.get("job_seconds", []) if j.get("seed") not in ran and j.get("seed") in exp.seeds]
-    job_seconds = kept + [{k: v for k, v in j.items() if k not in ("records", "inverse_eval")} for j in jobs]
+    job_seconds = kept + per_seed_seconds(fits + runs)
     results["seconds_per_seed"] = wall / len(todo) if todo else before.get("seconds_per_seed", 0.0)
     results["cpu_seconds_per_seed"] = float(np.mean([j["seconds"] for j in job_seconds])) if job_seconds else 0.0
     results["wall_seconds"] = wall if todo else before.get("wall_seconds", wall)  # a run of nothing keeps what was measured
     results["jobs"] = exp.jobs if todo else before.get("jobs", exp.jobs)
+    if not todo and "wave_seconds" in before:
+        results["wave_seconds"] = before["wave_seconds"]
     results["job_seconds"] = sorted(job_seconds, key=lambda j: j["seed"])
-    results["inverse_eval"] = {k: v for k, v in before.get("inverse_eval", {}).items() if int(k) in exp.seeds and int(k) not in ran}
-    results["inverse_eval"].update({str(j["seed"]): j["inverse_eval"] for j in jobs})
+    results["inverse_eval"] = {k: v for k, v in before.get("inverse_eval", {}).items() if int(k) in exp.seeds}  # a seed's fits are the same in every invocation
+    for j in runs:
+        results["inverse_eval"].setdefault(str(j["seed"]), {}).update(j["inverse_eval"])
+    if todo:
+        results["wave_seconds"] = {"fits": fit_wall, "runs": wall - fit_wall}
     write_json(out / "results.json", results)
     return results
 
