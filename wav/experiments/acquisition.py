@@ -18,7 +18,7 @@ import numpy as np
 
 from wav.data.io import atomic_write
 from wav.experiments.acquisition_report import markdown_table, plot
-from wav.experiments.common import RUN_COST, cached_transitions, changed_fields, check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, write_json, write_report
+from wav.experiments.common import cached_transitions, changed_fields, check_resume, connect_ray, is_done, read_metrics, records, run_jobs, sample_efficiency, wave_plan, write_json, write_report
 from wav.config import POOL_PRESETS, ROUND_PRESETS, PoolConfig, RoundConfig, preset as lookup
 from wav.domains.base import PoolData
 from wav.domains.minigrid import MiniGridDomain, domain_preset
@@ -351,7 +351,6 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     model that only it uses (usually the sparse inverse model of `wav`).
     Every run draws from its own (seed, strategy) streams, so the schedule never changes a result."""
     from wav.acquire import make_strategy
-    from wav.loop import shared_parts
 
     if exp.pretrain not in PRETRAIN_CHOICES:
         raise ValueError(f"pretrain must be one of {PRETRAIN_CHOICES}, got {exp.pretrain!r}")
@@ -375,27 +374,25 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     skipped = len(exp.seeds) * len(exp.strategies) - len(todo)
     if skipped and progress:
         print(f"resume: {skipped} of {len(exp.seeds) * len(exp.strategies)} runs already finished, skipped", file=sys.stderr)
-    needs = {seed: [make_strategy(s) for k, s in todo if k == seed] for seed, _ in todo}
+    fit_plan, wave2 = wave_plan(todo)
     # wave 1 fits the world model of every seed and each other seed-set model that two or more runs share
-    wave1 = [("fit", exp, paths, seed, part) for seed in needs for part in shared_parts(needs[seed])
-             if part == "world_model" or sum(part in s.parts for s in needs[seed]) > 1]
-    if any(s.subgoal for per_seed in needs.values() for s in per_seed):
+    wave1 = [("fit", exp, paths, seed, part) for seed, part in fit_plan]
+    if any(make_strategy(s).subgoal for _, s in todo):
         wave1.insert(0, ("proposals", exp, paths))
     fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address, desc="seed-set fits" if progress else None, ship=inputs(exp, paths))
     t1 = time.perf_counter()
-    parts = {seed: {} for seed in needs}
+    parts = {seed: {} for seed, _ in todo}
     starts = {}
     for f in fits:
         if f["kind"] == "fit":
             parts[f["seed"]][f["part"]] = f["model"]
             if f["start"] is not None:
                 starts[f["seed"]] = f["start"]
-    wave2 = sorted(todo, key=lambda j: (-RUN_COST.get(j[1], 1), j[0]))
     runs = run_jobs(_job, [("strategy", exp, paths, seed, s, parts[seed], starts[seed]) for seed, s in wave2], exp.backend, exp.jobs, exp.ray_address,
                     desc="strategy runs" if progress else None, ship=inputs(exp, paths))
     wall = time.perf_counter() - t0
     results = report(exp)
-    n_seeds = len(needs)
+    n_seeds = len({seed for seed, _ in todo})
     results["seconds_per_seed"] = wall / n_seeds if n_seeds else 0.0
     results["cpu_seconds_per_seed"] = sum(j["seconds"] for j in fits + runs) / n_seeds if n_seeds else 0.0
     results["wall_seconds"] = wall

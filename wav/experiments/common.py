@@ -165,6 +165,28 @@ RUN_COST = {"uncertainty": 5, "ensemble": 4, "wav": 3, "wav-dense": 3, "wav-stat
 """relative cost of a strategy's run (1 when absent): parallel runs start with the longest, for better packing"""
 
 
+def wave_plan(todo: Iterable[tuple[int, str]]) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """The two waves of a pool experiment's unfinished (seed, strategy) runs: (1) the (seed, part) fits, the
+    seed-set world model of every seed and each other seed-set model that two or more of its runs share;
+    (2) the runs, costliest first (`RUN_COST`), each of which fits the seed-set models only it uses."""
+    from wav.acquire import make_strategy
+    from wav.loop import shared_parts
+
+    todo = list(todo)
+    needs: dict[int, list] = {}
+    for seed, s in todo:
+        needs.setdefault(seed, []).append(make_strategy(s))
+    fits = [(seed, part) for seed in needs for part in shared_parts(needs[seed]) if part == "world_model" or sum(part in s.parts for s in needs[seed]) > 1]
+    return fits, sorted(todo, key=lambda j: (-RUN_COST.get(j[1], 1), j[0]))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux: ru_maxrss in KiB), an upper bound for the jobs it ran."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_jobs(fn: Callable, jobs: Iterable[tuple], backend: str = "local", n_jobs: int = 2, ray_address: str | None = None,
              desc: str | None = None, ship: Iterable[Path] = ()) -> list:
     """Run fn(*job) for every job, in parallel processes (joblib) or on a Ray cluster; results in job

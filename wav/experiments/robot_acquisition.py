@@ -26,7 +26,7 @@ from wav.config import PoolConfig, RoundConfig, ScoringConfig, TrainConfig, pres
 from wav.domains.base import PoolData
 from wav.domains.manipulation import DOMAIN_PRESETS, GUARD_SECONDS, ManipulationDomain, TrajectorySet
 from wav.experiments.acquisition_report import _fmt
-from wav.experiments.common import RUN_COST, check_resume, connect_ray, file_sha1, is_done, read_metrics, records, run_jobs, sample_efficiency, strategy_bars, unfinished_by_seed, write_json, write_report
+from wav.experiments.common import check_resume, connect_ray, file_sha1, is_done, peak_rss_mb, read_metrics, records, run_jobs, sample_efficiency, strategy_bars, unfinished_by_seed, wave_plan, write_json, write_report
 from wav.stats import RANGES, mean_ci, metric_ci, paired_difference
 
 STRATEGIES = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
@@ -232,13 +232,6 @@ def probe(exp: RobotAcquisitionExperiment, data: PoolData) -> None:
             raise ValueError(f"--strategies: '{s.name}' cannot run on manipulation trajectories: {e}") from None
 
 
-def _peak_mb() -> float:
-    """Peak resident memory of this process so far (Linux: ru_maxrss in KiB), an upper bound for its jobs."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _fit_job(exp: RobotAcquisitionExperiment, seed: int, part: str) -> dict:
     """One seed-set model of one seed; for the world model also its round-0 evaluation and its true error on
     every pool candidate, which every strategy of the seed starts from."""
@@ -251,7 +244,7 @@ def _fit_job(exp: RobotAcquisitionExperiment, seed: int, part: str) -> dict:
     domain = exp.scaled_domain(data)
     model = train_shared_part(domain, data.seed_set, exp.round, seed, part)
     start = {"metrics": domain.evaluate(model, data), "oracle": pool_oracle(domain, model, data.pool)} if part == "world_model" else None
-    return {"kind": "fit", "seed": seed, "part": part, "model": model, "start": start, "seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb()}
+    return {"kind": "fit", "seed": seed, "part": part, "model": model, "start": start, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
 
 
 def _strategy_job(exp: RobotAcquisitionExperiment, seed: int, strategy: str, digest: str, parts: dict, start: dict) -> dict:
@@ -284,7 +277,7 @@ def _strategy_job(exp: RobotAcquisitionExperiment, seed: int, strategy: str, dig
     run_pool(domain, s.name, seed, data, shared, exp.protocol, exp.round, run_dir(exp, s.name, seed), extra, start["metrics"], start["oracle"],
              keep=lambda models: save_world_model(path, models.world_model, exp, data))
     return {"kind": "strategy", "seed": seed, "strategy": s.name, "seconds": time.perf_counter() - t0, "fit_seconds": fit_seconds,
-            "run_seconds": time.perf_counter() - t, "peak_rss_mb": _peak_mb(), "inverse_eval": diagnostics, "records": records(run_dir(exp, s.name, seed))}
+            "run_seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(), "inverse_eval": diagnostics, "records": records(run_dir(exp, s.name, seed))}
 
 
 def _job(kind: str, *args) -> dict:
@@ -326,21 +319,16 @@ def waves(exp: RobotAcquisitionExperiment, todo: dict[int, tuple[str, ...]], dig
     (strategy, seed), the costliest first, which fits any seed-set model that only it uses. Returns the two
     waves' job records and the first wave's wall seconds. Every fit and run draws from its own (seed, part)
     or (seed, strategy) streams, so the schedule and the job count never change a result."""
-    from wav.acquire import make_strategy
-    from wav.loop import shared_parts
-
     t0 = time.perf_counter()
-    needs = {seed: [make_strategy(s) for s in strategies] for seed, strategies in todo.items()}
-    wave1 = [("fit", exp, seed, part) for seed in needs for part in shared_parts(needs[seed])
-             if part == "world_model" or sum(part in s.parts for s in needs[seed]) > 1]
+    fit_plan, wave2 = wave_plan((seed, s) for seed, strategies in todo.items() for s in strategies)
+    wave1 = [("fit", exp, seed, part) for seed, part in fit_plan]
     ship = [pool_file(exp.data)]
     fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address, desc="seed-set fits" if progress else None, ship=ship)
     fit_wall = time.perf_counter() - t0
-    parts: dict[int, dict] = {seed: {} for seed in needs}
+    parts: dict[int, dict] = {seed: {} for seed in todo}
     starts = {f["seed"]: f["start"] for f in fits if f["start"] is not None}
     for f in fits:
         parts[f["seed"]][f["part"]] = f.pop("model")
-    wave2 = sorted(((seed, s) for seed, strategies in todo.items() for s in strategies), key=lambda j: (-RUN_COST.get(j[1], 1), j[0]))
     runs = run_jobs(_job, [("strategy", exp, seed, s, digest, parts[seed], starts[seed]) for seed, s in wave2], exp.backend, exp.jobs, exp.ray_address,
                     desc="strategy runs" if progress else None, ship=ship)
     for f in fits:
