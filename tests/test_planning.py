@@ -65,11 +65,39 @@ def test_separation_auc_and_accuracy_by_hand():
 
 
 def test_lambda_returns_hand_computed():
-    r, v, d = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 10.0, 20.0]]), torch.tensor([[0.5, 0.5]])
+    r, v, d = torch.tensor([[1.0, 2.0]]), torch.tensor([[10.0, 20.0]]), torch.tensor([[0.5, 0.5]])  # v = V(s_1), V(s_2)
     # R_1 = 2 + 0.5 (0.5 * 20 + 0.5 * 20) = 12; R_0 = 1 + 0.5 (0.5 * 10 + 0.5 * 12) = 6.5
     assert torch.allclose(lambda_returns(r, v, d, 0.5), torch.tensor([[6.5, 12.0]]))
     assert torch.allclose(lambda_returns(r, v, d, 1.0), torch.tensor([[7.0, 12.0]]))  # Monte Carlo + bootstrap
     assert torch.allclose(lambda_returns(r, v, d, 0.0), torch.tensor([[6.0, 12.0]]))  # one-step TD
+
+
+@pytest.mark.parametrize("feat_size,units", [(128, 64), (256, 128), (1536, 512)])  # the debug, cpu and paper sizes
+def test_member_major_critic_gives_the_grouped_layers_numbers_bit_for_bit(feat_size, units):
+    """The critic runs its members as (M, N, .) batched matmuls; its values, and after a backward pass its
+    gradients, must equal those of its own grouped layers (`critic.net` on the (..., M, F) expanded input) to
+    the last bit at the presets' sizes, so recorded downstream results do not move. (Not at every size: with
+    8 units the grouped layers' einsum takes another path and the gradients differ in the last bits.)"""
+    critic = CriticEnsemble(feat_size, CriticConfig(units=units, members=5))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in critic.parameters():  # away from the zero start, so the output layer and its gradients matter
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    feat, target = torch.randn(16, 7, feat_size, generator=gen), torch.randn(16, 7, 1, generator=gen)
+
+    def grouped():
+        return critic.net(feat.unsqueeze(-2).expand(16, 7, 5, feat_size))[..., 0]
+
+    grads = []
+    for forward in (critic, lambda f: grouped()):
+        critic.zero_grad()
+        values = forward(feat)
+        ((values - target) ** 2).mean().backward()
+        grads.append((values.detach(), [p.grad.clone() for p in critic.parameters()]))
+    (va, ga), (vb, gb) = grads
+    assert va.shape == (16, 7, 5) and torch.equal(va, vb)
+    assert torch.equal(va.mean(-1), vb.mean(-1)) and torch.equal(va.std(-1), vb.std(-1))
+    assert all(torch.equal(a, b) for a, b in zip(ga, gb))
 
 
 def test_critic_ensemble_shapes_zero_start_and_fit_on_a_constant_reward():

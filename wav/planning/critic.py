@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from wav.models.rssm import mlp
 from wav.runtime import Progress
@@ -56,19 +57,28 @@ class CriticEnsemble(nn.Module):
         nn.init.zeros_(out.bias)
 
     def forward(self, feat: Tensor) -> Tensor:
-        x = feat.unsqueeze(-2).expand(*feat.shape[:-1], self.cfg.members, feat.shape[-1])  # (..., M, F)
-        return self.net(x)[..., 0]
+        """Member-major: every layer is one batched matmul of (M, N, .) rows with no copies between layers (the
+        grouped layers' einsum over (..., M, .) copies twice per layer); at the presets' sizes the same numbers bit
+        for bit as `self.net` on the expanded input, values and gradients alike (tests/test_planning.py)."""
+        lead, m = feat.shape[:-1], self.cfg.members
+        x = feat.reshape(1, -1, feat.shape[-1]).expand(m, -1, -1)  # (M, N, F)
+        for layer in self.net[:-1]:
+            y = torch.matmul(x, layer.lin.g.weight)  # (M, N, units)
+            x = F.silu(F.layer_norm(y, y.shape[-1:], eps=1e-3) * layer.norm.weight[:, None] + layer.norm.bias[:, None])
+        out = self.net[-1].g
+        # the bias is added to the (N, M, 1) view, as the grouped layer does, so its gradient sums in the same order
+        return (torch.matmul(x, out.weight).transpose(0, 1) + out.bias)[..., 0].reshape(*lead, m)
 
 
 def lambda_returns(rewards: Tensor, values: Tensor, discounts: Tensor, lam: float) -> Tensor:
     """R_t = r_t + d_t ((1 - lam) V_{t+1} + lam R_{t+1}), R_H = V_H, for t = 0..H-1.
 
-    rewards (B, H): r_t, the reward of the state reached by step t; values (B, H + 1): V(s_0..s_H);
-    discounts (B, H): d_t = gamma * P(continue after s_{t+1}). Returns (B, H)."""
+    rewards (B, H): r_t, the reward of the state reached by step t; values (B, H): V(s_1..s_H) (V(s_0) is
+    never used); discounts (B, H): d_t = gamma * P(continue after s_{t+1}). Returns (B, H)."""
     h = rewards.shape[1]
-    out = [values[:, h]]
+    out = [values[:, h - 1]]
     for t in reversed(range(h)):
-        out.append(rewards[:, t] + discounts[:, t] * ((1 - lam) * values[:, t + 1] + lam * out[-1]))
+        out.append(rewards[:, t] + discounts[:, t] * ((1 - lam) * values[:, t] + lam * out[-1]))
     return torch.stack(out[1:][::-1], 1)
 
 
@@ -83,7 +93,7 @@ def imagined_returns(rssm, reward, value, latent: tuple[Tensor, Tensor], actions
         cont = rssm.continue_prob(fi).mean(-1)  # (B, H)
         fi = fi.mean(-2)  # (B, H, F)
         feats = torch.cat([f0[:, None], fi], 1)  # (B, H + 1, F)
-        returns = lambda_returns(reward(fi), value(feats), cfg.gamma * cont, cfg.lam)
+        returns = lambda_returns(reward(fi), value(fi), cfg.gamma * cont, cfg.lam)
     return feats[:, :-1], returns
 
 
