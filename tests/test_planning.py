@@ -75,7 +75,7 @@ def test_lambda_returns_hand_computed():
 @pytest.mark.parametrize("feat_size,units", [(128, 64), (256, 128), (1536, 512)])  # the debug, cpu and paper sizes
 def test_member_major_critic_gives_the_grouped_layers_numbers_bit_for_bit(feat_size, units):
     """The critic runs its members as (M, N, .) batched matmuls; its values, and after a backward pass its
-    gradients, must equal those of its own grouped layers (`critic.net` on the (..., M, F) expanded input) to
+    gradients, must equal those of its grouped layers' einsum on the (..., M, F) expanded input to
     the last bit at the presets' sizes, so recorded downstream results do not move. (Not at every size: with
     8 units the grouped layers' einsum takes another path and the gradients differ in the last bits.)"""
     critic = CriticEnsemble(feat_size, CriticConfig(units=units, members=5))
@@ -85,8 +85,11 @@ def test_member_major_critic_gives_the_grouped_layers_numbers_bit_for_bit(feat_s
             p.add_(0.1 * torch.randn(p.shape, generator=gen))
     feat, target = torch.randn(16, 7, feat_size, generator=gen), torch.randn(16, 7, 1, generator=gen)
 
-    def grouped():
-        return critic.net(feat.unsqueeze(-2).expand(16, 7, 5, feat_size))[..., 0]
+    def grouped():  # the grouped layers' einsum (GroupedLinear), as the recorded runs computed it
+        x = feat.unsqueeze(-2).expand(16, 7, 5, feat_size)
+        for layer in critic.net[:-1]:
+            x = torch.nn.functional.silu(layer.norm(layer.lin.g(x)))
+        return critic.net[-1].g(x)[..., 0]
 
     grads = []
     for forward in (critic, lambda f: grouped()):

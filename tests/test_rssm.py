@@ -84,6 +84,34 @@ def test_rssm_with_images(members):
         m.observe(b)
 
 
+@pytest.mark.parametrize("scale", ["debug", "cpu"])
+def test_ensemble_layers_give_the_einsum_numbers_bit_for_bit(scale, monkeypatch):
+    """An ensemble RSSM's layers run one batched matmul on the members-first view instead of the grouped layer's
+    einsum; its training loss, every gradient, the posterior and an open-loop rollout must stay equal to the
+    einsum's to the last bit, so recorded ensemble results do not move."""
+    from wav.models import rssm as rssm_module
+
+    g = torch.Generator().manual_seed(0)
+    d, a = 54, 7
+    batch = SequenceBatch(torch.randn(16, 12, d, generator=g), torch.rand(16, 12, a, generator=g) * 2 - 1, torch.zeros(16, 12, dtype=torch.bool))
+    torch.manual_seed(0)
+    model = RSSM(preset(scale, state_dim=d, action_dim=a, members=3))
+
+    def outputs():
+        model.zero_grad()
+        loss = model.training_loss(batch, torch.Generator().manual_seed(1))
+        loss.backward()
+        with torch.no_grad():
+            latent = model.observe(SequenceBatch(batch.states[:, :4], batch.actions[:, :4], batch.is_first[:, :4]))
+            rollout = model.imagine_members(latent, batch.actions[:, 4:], torch.Generator().manual_seed(2))
+        return [loss.detach(), *latent, rollout, *(p.grad.clone() for p in model.parameters())]
+
+    fast = outputs()
+    monkeypatch.setattr(rssm_module.Linear, "forward", lambda self, x: self.g(x) if self.g.weight.shape[0] > 1 else x @ self.g.weight[0] + (0 if self.g.bias is None else self.g.bias[0]))
+    grouped = outputs()
+    assert len(fast) == len(grouped) and all(torch.equal(x, y) for x, y in zip(fast, grouped))
+
+
 def test_rssm_deterministic_without_generator():
     m, batch = tiny_rssm(), tiny_batch()
     assert torch.equal(m.open_loop_error(batch), m.open_loop_error(batch))

@@ -97,17 +97,23 @@ def symexp(x: Tensor) -> Tensor:
 
 
 class Linear(nn.Module):
-    """M linear layers (..., M, I) -> (..., M, O); one plain matmul when M = 1 (einsum costs ~2x there)."""
+    """M linear layers (..., M, I) -> (..., M, O); one plain matmul when M = 1 (einsum costs ~2x there), one
+    batched matmul on the members-first view when M > 1 (the grouped layer's einsum copies its input first; the
+    same numbers bit for bit at the presets' sizes, tests/test_rssm.py)."""
 
     def __init__(self, members: int, d_in: int, d_out: int, bias: bool = True):
         super().__init__()
         self.g = GroupedLinear(members, d_in, d_out, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.g.weight.shape[0] > 1:
-            return self.g(x)
-        y = x @ self.g.weight[0]  # (..., 1, O)
-        return y if self.g.bias is None else y + self.g.bias[0]
+        w, b = self.g.weight, self.g.bias
+        m = w.shape[0]
+        if m > 1:
+            y = torch.bmm(x.reshape(-1, m, x.shape[-1]).transpose(0, 1), w)  # (M, N, O)
+            y = y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[-1])  # (..., M, O), a view
+            return y if b is None else y + b
+        y = x @ w[0]  # (..., 1, O)
+        return y if b is None else y + b[0]
 
 
 class Norm(nn.Module):
