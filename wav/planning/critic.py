@@ -57,7 +57,7 @@ class CriticEnsemble(nn.Module):
         nn.init.zeros_(out.bias)
 
     def forward(self, feat: Tensor) -> Tensor:
-        """Member-major: every layer is one batched matmul of (M, N, .) rows and its norm runs on them in place of
+        """Member-major: every layer is one batched matmul of (M, N, .) rows, and its norm and activation run in that
         layout, with no copies between layers (`self.net` on the (..., M, F) expanded input, the same weights,
         copies at every norm and is ~15% slower forward and backward at `cpu`); at the presets' sizes the numbers
         equal the grouped einsum's bit for bit, values and gradients alike (tests/test_planning.py)."""
