@@ -107,7 +107,7 @@ def test_ensemble_layers_give_the_einsum_numbers_bit_for_bit(scale, monkeypatch)
         return [loss.detach(), *latent, rollout, *(p.grad.clone() for p in model.parameters())]
 
     fast = outputs()
-    monkeypatch.setattr(rssm_module.Linear, "forward", lambda self, x: self.g(x) if self.g.weight.shape[0] > 1 else x @ self.g.weight[0] + (0 if self.g.bias is None else self.g.bias[0]))
+    monkeypatch.setattr(rssm_module.Linear, "forward", lambda self, x: self.g(x))  # every layer has 3 members here
     grouped = outputs()
     assert len(fast) == len(grouped) and all(torch.equal(x, y) for x, y in zip(fast, grouped))
 
