@@ -46,27 +46,13 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def roll(online_env, sequences: torch.Tensor) -> np.ndarray:
     """True states (N, H, D) reached from the current simulator state under each sequence (N, H, A), the
-    snapshot restored after each and at the end; NaN after an episode ends."""
+    snapshot restored after each and at the end (`wav.planning.probe.simulate`); NaN after an episode ends."""
     from wav.domains.manipulation import quaternion_slices
-    from wav.planning.agent import continue_quaternions
+    from wav.planning.probe import simulate
 
-    env, slices, s0 = online_env.env, quaternion_slices(online_env.layout), online_env.states[-1]
-    n, h, _ = sequences.shape
-    out = np.full((n, h, len(s0)), np.nan, np.float32)
-    snap = env.snapshot()
-    try:
-        for i in range(n):
-            env.restore(snap)
-            prev = s0
-            for k in range(h):
-                obs, _, term, trunc, _ = env.step(np.clip(sequences[i, k].numpy().astype(np.float64), -1, 1))
-                prev = continue_quaternions(np.asarray(obs, np.float32), prev, slices)
-                out[i, k] = prev
-                if term or trunc:
-                    break
-    finally:
-        env.restore(snap)
-    return out
+    visited, _, _, ran = simulate(online_env.env, sequences, online_env.states[-1], quaternion_slices(online_env.layout))
+    visited[np.arange(sequences.shape[1])[None, :] >= ran[:, None]] = np.nan
+    return visited
 
 
 def standardised_mean(diff: torch.Tensor) -> np.ndarray:

@@ -65,33 +65,46 @@ class Rollouts:
     to PhysX's contact caches on ManiSkill), the noise floor of the true side of the probe"""
 
 
-@torch.no_grad()
-def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray, slices: list, task_reward: bool = False,
-                  replay: bool = False) -> Rollouts:
-    """Roll every sequence (N, H, A) in the simulator from its current state (restored after each, and at the
-    end) and filter the visited states into the world model's posterior from `latent` (the posterior at
-    `state`). With `replay`, sequence 0 is rolled once more at the end (`Rollouts.replay_*`; filtered on its
-    own, so the N rows' numbers do not depend on it)."""
+def simulate(env, sequences: torch.Tensor, state: np.ndarray, slices: list, task_reward: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Roll every sequence (N, H, A) in the simulator from its current state `state`, restoring its snapshot before
+    each and at the end: the visited states (N, H, D) with sign-continuous quaternions (once an episode ends its
+    last state repeats), the summed rewards (N,), the summed shaped task rewards (N,) with `task_reward` where the
+    env has one (else None), and how many steps each sequence ran before its episode ended (N,)."""
     n, h, _ = sequences.shape
-    rolled = torch.cat([sequences, sequences[:1]]) if replay else sequences
     dense = task_reward and hasattr(env, "dense_reward")
     snap = env.snapshot()
-    visited, rewards, task = np.zeros((len(rolled), h, len(state)), np.float32), np.zeros(len(rolled)), np.zeros(len(rolled)) if dense else None
+    visited, rewards, task = np.zeros((n, h, len(state)), np.float32), np.zeros(n), np.zeros(n) if dense else None
+    ran = np.full(n, h)
     try:
-        for i in range(len(rolled)):
+        for i in range(n):
             env.restore(snap)
             prev, ended = state, False
             for k in range(h):
                 if not ended:
-                    obs, r, term, trunc, _ = env.step(rolled[i, k].numpy())
+                    obs, r, term, trunc, _ = env.step(sequences[i, k].numpy())
                     prev = continue_quaternions(np.asarray(obs["state"] if isinstance(obs, dict) else obs, np.float32), prev, slices)
                     rewards[i] += r
                     if dense:
                         task[i] += env.dense_reward()
                     ended = term or trunc
+                    if ended:
+                        ran[i] = k + 1
                 visited[i, k] = prev
     finally:
         env.restore(snap)
+    return visited, rewards, task, ran
+
+
+@torch.no_grad()
+def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray, slices: list, task_reward: bool = False,
+                  replay: bool = False) -> Rollouts:
+    """Roll every sequence (N, H, A) in the simulator from its current state (`simulate`) and filter the visited
+    states into the world model's posterior from `latent` (the posterior at `state`). With `replay`, sequence 0
+    is rolled once more at the end (`Rollouts.replay_*`; filtered on its own, so the N rows' numbers do not
+    depend on it)."""
+    n, h, _ = sequences.shape
+    rolled = torch.cat([sequences, sequences[:1]]) if replay else sequences
+    visited, rewards, task, _ = simulate(env, rolled, state, slices, task_reward)
 
     def features(rows: slice) -> torch.Tensor:
         lat = tuple(x.expand(rows.stop - rows.start, *x.shape[1:]) for x in latent)
