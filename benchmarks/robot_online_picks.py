@@ -14,7 +14,8 @@ state features and the valid steps):
   - model error e_k: the same prediction vs the states the simulator really reaches under those actions (the
     oracle's score: how wrong the world model is about that label);
   - reach error r_k: the subgoal vs those true states (how far the generator's proposal and the inverse model's
-    actions are from a real outcome: noise in the score, not the world model's error).
+    actions are from a real outcome: noise in the score, not the world model's error);
+  - motion: those true states vs the start state (how far the sequence moves the state), also for the uniform ones.
 Per state: Spearman(l, e) and Spearman(l, r) over the K candidates; the pick's e against the candidates' mean and
 max and against the uniform sequences' mean e. Per seed: the mean over its states; across seeds: mean, 95% CI,
 min-max and paired tests. WAV's choices use the run's own generators (the extra rollouts draw from their own), so
