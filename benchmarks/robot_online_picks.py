@@ -158,11 +158,11 @@ def summarise(jobs: list[dict]) -> dict:
 
 
 def markdown(summary: dict, args: argparse.Namespace, command: str) -> str:
-    from wav.experiments.robot_online import ONLINE_PRESETS
+    from wav.experiments.robot_online import K, ONLINE_PRESETS, RobotOnlineExperiment
     from wav.runtime import cpu_description
 
     m, p = summary["mean"], summary["paired"]
-    n = len(summary["seeds"])
+    n, h = len(summary["seeds"]), RobotOnlineExperiment.horizon
 
     def cell(k, fmt="{:.3f}"):
         v = m[k]
@@ -176,8 +176,8 @@ def markdown(summary: dict, args: argparse.Namespace, command: str) -> str:
         f"# What WAV picks online on {args.task} (issue 13 item 6)", "",
         f"Machine: {cpu_description()}. Command: `{command}`.", "",
         f"{n} seeds, {summary['states_per_seed']} probed states (every state where WAV acts, {args.steps} env steps, refits every "
-        f"{ONLINE_PRESETS[args.preset].update_every} steps as in `wav reproduce robot-online --preset {args.preset}`), K = 16 candidates "
-        f"(generated {4}-step subgoal sequences -> inferred actions -> RSSM), {args.random} uniform 4-step sequences per state. "
+        f"{ONLINE_PRESETS[args.preset].update_every} steps as in `wav reproduce robot-online --preset {args.preset}`), K = {K} candidates "
+        f"(generated {h}-step subgoal sequences -> inferred actions -> RSSM), {args.random} uniform {h}-step sequences per state. "
         "Units: standardised squared error (warm-up std), mean over features and steps, as the verification score. "
         "Per seed the mean over its states; mean [95% CI over seeds] (min to max).", "",
         "| quantity | mean [95% CI] (min to max over seeds) |", "|---|---|",
