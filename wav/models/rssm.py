@@ -238,8 +238,8 @@ class RSSM(nn.Module):
         logp = self.dist(logits)
         if noise is None and generator is not None:
             noise = self.gumbel(logp.shape, generator)
-        idx = logp.argmax(-1) if noise is None else (logp + noise).argmax(-1)
-        hard = F.one_hot(idx, self.cfg.classes).to(logp.dtype)
+        idx = logp.argmax(-1, keepdim=True) if noise is None else (logp + noise).argmax(-1, keepdim=True)
+        hard = torch.zeros_like(logp).scatter_(-1, idx, 1.0)  # F.one_hot's values, without its range check and copy
         p = logp.exp()
         return (hard + p - p.detach()).flatten(-2)  # (..., S*K)
 
