@@ -110,6 +110,35 @@ def test_run_pool_two_seeds_random_wav_oracle_write_records(world, tmp_path):
                 assert rows[1]["spearman"] == pytest.approx(1.0)
 
 
+def test_the_last_round_refits_only_the_evaluated_world_model(world, tmp_path, monkeypatch):
+    """After the last round nothing scores again: the ensemble and the inverse model are refit after round 1
+    only, and the records equal those of a run that refits them after every round, to the last bit."""
+    from wav.domains.manipulation import ManipulationDomain
+    from wav.loop import _Run, pool_oracle, run_pool, shared_models
+
+    seed_set, pool, test, wm = world
+    data = PoolData(seed_set, pool, test)
+    start, oracle = DOMAIN.evaluate(wm, data), pool_oracle(DOMAIN, wm, pool)
+    parts = {"world_model": wm, "inverse": DOMAIN.fit("inverse", seed_set, 0), "ensemble": DOMAIN.fit("ensemble", seed_set, 0, members=2)}
+    fits, fit, refit = [], ManipulationDomain.fit, _Run.refit
+    monkeypatch.setattr(ManipulationDomain, "fit", lambda self, part, *a, **k: fits.append(part) or fit(self, part, *a, **k))
+
+    def records(strategy: str, name: str) -> str:
+        fits.clear()
+        mine = {p: parts[p] for p in ("world_model", "inverse" if strategy == "wav" else "ensemble")}  # as a run gets them
+        shared = shared_models(RecordedFuture() if strategy == "wav" else None, mine)
+        run_pool(DOMAIN, strategy, 0, data, shared, PoolConfig(rounds=2, budget=2), ROUND, tmp_path / name, None, start, oracle)
+        return (tmp_path / name / "metrics.jsonl").read_text()
+
+    lean = {s: (records(s, s), list(fits)) for s in ("ensemble", "wav")}
+    assert lean["ensemble"][1] == ["world_model", "ensemble", "world_model"]
+    assert lean["wav"][1] == ["world_model", "inverse", "world_model"]
+    monkeypatch.setattr(_Run, "refit", lambda self, seed, **_: refit(self, seed))  # every part after every round
+    for s in ("ensemble", "wav"):
+        assert records(s, s + "-full") == lean[s][0]
+        assert fits == ["world_model", s if s == "ensemble" else "inverse"] * 2
+
+
 def test_wav_never_reads_the_candidates_actions(world):
     """In the Box space a WAV score is a function of the recorded states only."""
     from wav.acquire import Models, make_strategy

@@ -136,8 +136,10 @@ class _Run:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
 
-    def refit(self, seed: int, refit_ensemble: bool = True) -> None:
-        """Refit the world model (and the strategy's inverse model, and an ensemble) on all labels."""
+    def refit(self, seed: int, refit_ensemble: bool = True, refit_inverse: bool = True) -> None:
+        """Refit the world model (and the strategy's inverse model, and an ensemble) on all labels. Each fit draws
+        from its own seeded stream, so leaving out the ensemble or the inverse model (after the last round,
+        where nothing scores again) leaves the world model bit for bit the same."""
         m, cfg, d = self.models, self.cfg, self.domain
         base = m.world_model if cfg.continue_training else None
 
@@ -155,7 +157,7 @@ class _Run:
             ens = copy.deepcopy(m.ensemble) if cfg.continue_training else None  # never train the shared seed-set ensemble in place
             m.ensemble = d.fit("ensemble", self.labelled, seed, cfg.refit, ens, members=cfg.ensemble_members)
         s = self.strategy
-        if cfg.update_inverse and s.inverse and s.refits_inverse:
+        if refit_inverse and cfg.update_inverse and s.inverse and s.refits_inverse:
             setattr(m, s.inverse, d.fit(s.inverse, self.labelled, seed, cfg.inverse_refit, copy.deepcopy(getattr(m, s.inverse))))
 
 
@@ -204,7 +206,8 @@ def run_pool(domain: Domain, strategy_name: str, seed: int, data: PoolData, shar
         t1 = time.perf_counter()
         if strategy.progress:
             run.models.previous_world_model = ema_model(run.models.previous_world_model, run.models.world_model, round_cfg.progress_ema)
-        run.refit(seed + r)
+        last = r == pool_cfg.rounds  # only the evaluated world model is used after the last round: no scorer is refit
+        run.refit(seed + r, refit_ensemble=not last, refit_inverse=not last)
         t_train = time.perf_counter() - t1
         t2 = time.perf_counter()
         run.emit({"round": r, "labels": len(run.labelled), **domain.evaluate(run.models.world_model, data), **corr,
