@@ -179,3 +179,14 @@ def test_reproduce_acquisition_in_a_harder_world(tmp_path):
     assert cfg["settings"]["data"]["distractors"] == 2 and cfg["settings"]["data"]["noise_floors"] == 1
     assert main(base + ["--out", str(tmp_path / "bad"), "--seed-data", str(out / "data" / "seed.npz")]) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_wave_plan_fits_world_models_first_and_leaves_a_single_use_ensemble_to_its_run():
+    from wav.experiments.common import wave_plan
+
+    robot = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
+    fits, runs = wave_plan((seed, s) for seed in (0, 1) for s in robot)
+    assert fits == [(0, "world_model"), (1, "world_model"), (0, "inverse"), (0, "dense_inverse"), (1, "inverse"), (1, "dense_inverse")]
+    assert runs[:2] == [(0, "ensemble"), (1, "ensemble")] and set(runs[-3:]) == {(1, "random"), (1, "progress"), (1, "oracle")} and len(runs) == 12
+    fits, _ = wave_plan([(0, "uncertainty"), (0, "ensemble"), (0, "ensemble"), (0, "wav")])  # an ensemble two runs use is fit once
+    assert fits == [(0, "world_model"), (0, "inverse"), (0, "ensemble")]

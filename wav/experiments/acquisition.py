@@ -375,7 +375,7 @@ def run(exp: AcquisitionExperiment, progress: bool = True) -> dict:
     if skipped and progress:
         print(f"resume: {skipped} of {len(exp.seeds) * len(exp.strategies)} runs already finished, skipped", file=sys.stderr)
     fit_plan, wave2 = wave_plan(todo)
-    # wave 1 fits the world model of every seed and each other seed-set model that two or more runs share
+    # wave 1 fits the world model of every seed, the inverse models and any other seed-set model that two or more runs share
     wave1 = [("fit", exp, paths, seed, part) for seed, part in fit_plan]
     if any(make_strategy(s).subgoal for _, s in todo):
         wave1.insert(0, ("proposals", exp, paths))

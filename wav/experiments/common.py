@@ -167,8 +167,10 @@ RUN_COST = {"uncertainty": 5, "ensemble": 4, "wav": 3, "wav-dense": 3, "wav-stat
 
 def wave_plan(todo: Iterable[tuple[int, str]]) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """The two waves of a pool experiment's unfinished (seed, strategy) runs: (1) the (seed, part) fits, the
-    seed-set world model of every seed and each other seed-set model that two or more of its runs share;
-    (2) the runs, costliest first (`RUN_COST`), each of which fits the seed-set models only it uses."""
+    seed-set world model of every seed first, then each inverse model (seconds to fit: they fill the worker
+    slots an odd number of world-model fits leaves idle) and any other seed-set model that two or more of the
+    seed's runs share; (2) the runs, costliest first (`RUN_COST`), each of which fits the seed-set models only it
+    uses (an ensemble that one run uses: its long fit starts that run's long job early)."""
     from wav.acquire import make_strategy
     from wav.loop import shared_parts
 
@@ -176,8 +178,9 @@ def wave_plan(todo: Iterable[tuple[int, str]]) -> tuple[list[tuple[int, str]], l
     needs: dict[int, list] = {}
     for seed, s in todo:
         needs.setdefault(seed, []).append(make_strategy(s))
-    fits = [(seed, part) for seed in needs for part in shared_parts(needs[seed]) if part == "world_model" or sum(part in s.parts for s in needs[seed]) > 1]
-    return fits, sorted(todo, key=lambda j: (-RUN_COST.get(j[1], 1), j[0]))
+    fits = [(seed, part) for seed in needs for part in shared_parts(needs[seed])
+            if part in ("world_model", "inverse", "dense_inverse") or sum(part in s.parts for s in needs[seed]) > 1]
+    return sorted(fits, key=lambda f: f[1] != "world_model"), sorted(todo, key=lambda j: (-RUN_COST.get(j[1], 1), j[0]))
 
 
 def peak_rss_mb() -> float:
