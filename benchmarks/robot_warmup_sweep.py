@@ -82,10 +82,10 @@ def plot(task: str, results: dict[int, dict], path: str) -> None:
 
     sizes = sorted(results)
     names = [s for s in ORDER if all(s in results[w]["strategies"] for w in sizes)]
+    ref = [results[w]["strategies"]["random"]["pred_error"] for w in sizes]
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for i, s in enumerate(names):
         x = [w * (1 + 0.025 * (i - (len(names) - 1) / 2)) for w in sizes]  # a small shift per strategy keeps the bars apart
-        ref = [results[w]["strategies"]["random"]["pred_error"] for w in sizes]
         m = [results[w]["strategies"][s]["pred_error"] / r for w, r in zip(sizes, ref)]
         ci = [[c / r for c in results[w]["strategies"][s]["pred_error_ci"]] for w, r in zip(sizes, ref)]
         err = [[v - lo for v, (lo, hi) in zip(m, ci)], [hi - v for v, (lo, hi) in zip(m, ci)]]
