@@ -26,6 +26,9 @@ import torch
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from robot_pool_outliers import append_section, out_of_range  # noqa: E402
 
 from wav.acquire import Models, make_strategy  # noqa: E402
 from wav.config import ScoringConfig  # noqa: E402
@@ -38,9 +41,7 @@ from wav.runtime import set_threads  # noqa: E402
 
 def outliers(seed_set, pool, stds: float = 3.0) -> np.ndarray:
     """(N,) bool: pool trajectories with any state feature more than `stds` warm-up stds outside the warm-up range."""
-    warm = np.concatenate([np.asarray(s, np.float64) for s, _ in seed_set.trajectories])
-    lo, hi, sd = warm.min(0), warm.max(0), warm.std(0) + 1e-6
-    return np.array([bool(((np.asarray(s) < lo - stds * sd) | (np.asarray(s) > hi + stds * sd)).any()) for s, _ in pool.trajectories])
+    return out_of_range(seed_set, pool, stds).any(1)
 
 
 def main() -> None:
@@ -85,11 +86,7 @@ def main() -> None:
              f"mean oracle error of the pool {float(np.mean(oracle)):.2f} (last seed); top-B = {budget}.", "",
              "| seed | score | Spearman with oracle | outliers in top-B | mean oracle error of top-B | of its inliers |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['seed']} | {r['score']} | {r['spearman']:.3f} | {r['outliers']}/{budget} | {r['oracle_of_top']:.2f} | {r['oracle_of_top_inliers']:.2f} |" for r in rows]
-    path = Path(args.out)
-    head = "# Robot verification score: state units vs latent features\n\nSee the docstring of `benchmarks/robot_score_space.py`.\n\n"
-    old = path.read_text() if path.exists() else head
-    path.write_text(old.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n")
-    print(f"wrote {path}", file=sys.stderr)
+    append_section(args.out, "Robot verification score: state units vs latent features", "robot_score_space.py", lines)
 
 
 if __name__ == "__main__":
