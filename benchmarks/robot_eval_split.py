@@ -34,21 +34,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from robot_pool_outliers import append_section, out_of_range  # noqa: E402
 
-from wav.experiments.robot_acquisition import WORLD_MODEL, RobotAcquisitionExperiment, load_data, load_world_model  # noqa: E402
+from wav.experiments.robot_acquisition import STRATEGIES, WORLD_MODEL, RobotAcquisitionExperiment, load_data, load_world_model  # noqa: E402
 from wav.runtime import set_threads  # noqa: E402
 from wav.stats import mean_ci, paired_difference  # noqa: E402
 
-ORDER = ("round 0 (warm-up only)", "random", "ensemble", "progress", "wav-dense", "wav", "oracle")
+ORDER = ("round 0 (warm-up only)",) + STRATEGIES
 
 
-def split_error(world_model, test, outlier: np.ndarray) -> dict:
+def split_error(domain, world_model, test, outlier: np.ndarray) -> dict:
     """Step-weighted mean error over all eval windows, over those of inlier and of outlier trajectories."""
     sums = {}
     for name, keep in (("inliers", ~outlier), ("outliers", outlier)):
         if not keep.any():
             sums[name] = (0.0, 0.0)
             continue
-        part = type(test)(tuple(t for t, k in zip(test.trajectories, keep) if k), test.layout)
+        part = domain.subset(test, np.flatnonzero(keep))
         with torch.no_grad():
             err, mask = world_model.step_errors(part)
         m = mask.double()
@@ -81,7 +81,7 @@ def main() -> None:
     for path in runs:
         strategy, seed = path.parent.parent.name, int(path.parent.name.removeprefix("seed"))
         wm, _ = load_world_model(path)
-        e = split_error(wm, data.test, outlier)
+        e = split_error(exp.domain, wm, data.test, outlier)
         recorded = [json.loads(line) for line in (path.parent / "metrics.jsonl").read_text().splitlines() if line.strip()][-1]["pred_error"]
         if abs(e["all"] - recorded) > 1e-6 * max(1.0, abs(recorded)):
             sys.exit(f"error: {path}: recomputed eval error {e['all']:.6f} differs from the recorded {recorded:.6f}")
@@ -97,7 +97,7 @@ def main() -> None:
             if len(recorded) != 1:
                 sys.exit(f"error: {folder}: seed {seed}'s runs record different round-0 errors {sorted(recorded)}")
             t = time.perf_counter()
-            e = split_error(exp.domain.fit("world_model", data.seed_set, seed), data.test, outlier)
+            e = split_error(exp.domain, exp.domain.fit("world_model", data.seed_set, seed), data.test, outlier)
             (recorded,) = recorded
             if abs(e["all"] - recorded) > 1e-6 * max(1.0, abs(recorded)):
                 sys.exit(f"error: seed {seed}: the refit warm-up world model's eval error {e['all']:.6f} differs from the recorded round 0 {recorded:.6f}")

@@ -22,10 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wav.data.io import DataError  # noqa: E402
-from wav.data.robot_io import load_trajectories  # noqa: E402
 from wav.domains.manipulation import TrajectorySet  # noqa: E402
-
-TASKS = ("Lift", "Can", "Square", "PokeCube", "PullCube", "LiftPeg")
+from wav.envs.manipulation.core import TASKS  # noqa: E402
+from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, load_data  # noqa: E402
 
 
 def out_of_range(warm: TrajectorySet, part: TrajectorySet, stds: float = 3.0) -> np.ndarray:
@@ -43,15 +42,12 @@ def append_section(path, title: str, script: str, lines: list[str]) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
-def count(path: Path, warmup: int) -> dict:
-    parts = {}
-    for name, key in (("warm-up", f"warmup_{warmup}"), ("explore", "explore"), ("eval", "eval")):
-        trajs, env_args = load_trajectories(path, filter_key=key)
-        parts[name] = TrajectorySet.of(trajs, env_args.get("layout", {}))
-    groups = parts["warm-up"].group_masks()
-    row = {"task": env_args.get("task", path.parent.name)}
-    for name in ("explore", "eval"):
-        off = out_of_range(parts["warm-up"], parts[name])
+def count(task: str, path: Path, warmup: int) -> dict:
+    data = load_data(RobotAcquisitionExperiment(task=task, data=str(path), warmup=warmup))
+    groups = data.seed_set.group_masks()
+    row = {"task": task}
+    for name, part in (("explore", data.pool), ("eval", data.test)):
+        off = out_of_range(data.seed_set, part)
         row[name] = {"n": len(off), "outliers": int(off.any(1).sum()),
                      "by_group": {g: int(off[:, m].any(1).sum()) for g, m in groups.items()}}
     return row
@@ -75,7 +71,7 @@ def main() -> None:
     rows = []
     for t, p in paths.items():
         try:
-            rows.append(count(p, args.warmup))
+            rows.append(count(t, p, args.warmup))
         except DataError as e:
             sys.exit(f"error: {e}")
         print(f"{t}: explore {rows[-1]['explore']['outliers']}/{rows[-1]['explore']['n']}, eval {rows[-1]['eval']['outliers']}/{rows[-1]['eval']['n']}", file=sys.stderr)
