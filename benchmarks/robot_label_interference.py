@@ -374,12 +374,15 @@ def main() -> None:
                 sys.exit(f"error: {folder}/runs/{s}/seed{k}: run not finished (the replay checks itself against it)")
     if args.every < 1:
         sys.exit(f"error: --every must be >= 1, got {args.every}")
-    if args.round < 1:
-        sys.exit(f"error: --round must be >= 1, got {args.round}")
+    rounds = json.loads((folder / "runs" / "wav" / f"seed{seeds[0]}" / "config.json").read_text())["pool"]["rounds"]
+    if not 1 <= args.round <= rounds:
+        sys.exit(f"error: --round must lie in [1, {rounds}] (the folder's runs have {rounds} rounds), got {args.round}")
     if args.from_json:
         results = [r for r in json.loads(Path(args.from_json).read_text()) if r["seed"] in seeds]
         if sorted(r["seed"] for r in results) != sorted(seeds):
             sys.exit(f"error: {args.from_json}: holds seeds {sorted(r['seed'] for r in results)}, not {seeds}")
+        if any(r.get("round", 1) != args.round for r in results):
+            sys.exit(f"error: {args.from_json}: replays round {results[0].get('round', 1)}, not --round {args.round}")
         argv = [("--json" if a == "--from-json" else a) for a in sys.argv[1:]]  # the replay that wrote the file
         report(args.folder, seeds, results, args.every, args.out, "python " + " ".join([sys.argv[0].split("/wav/")[-1]] + argv),
                " (this section: the same with `--from-json` for `--json`, which reports without replaying)")
