@@ -6,9 +6,10 @@ replays round 1 of a finished `wav reproduce robot-acquisition` folder for each 
 refits the seed's warm-up world model and sparse inverse model, scores the explore pool with `random` and `wav` from
 their own generator streams, takes their round-1 batches, and refits the world model on the warm-up set plus a batch
 with the round's schedule (`refit`, seed + 1, continuing from the warm-up model). The replayed `random` and `wav`
-refits must give the recorded round-1 error to the last digit; the script stops otherwise. Two more conditions refit
-the same way on other label sets: none (the warm-up set alone, the same schedule) and WAV's batch without its
-outliers (trajectories with a feature more than 3 warm-up stds outside the warm-up range).
+refits must give the recorded round-1 error to the last digit; the script stops otherwise. Three more conditions refit
+the same way on other label sets: none (the warm-up set alone, the same schedule), WAV's batch without its outliers
+(trajectories with a feature more than 3 warm-up stds outside the warm-up range), and as many trajectories drawn
+uniformly from the pool's inliers (the control for the smaller batch that leaves).
 
 With `--round 2` the script first replays WAV's whole run up to round 2 (its round-1 scores, picks and refits of the
 world model and the sparse inverse model, each checked against the record) and starts every condition from WAV's
@@ -53,7 +54,7 @@ from robot_pool_outliers import append_section, out_of_range  # noqa: E402
 from wav.experiments.robot_acquisition import WORLD_MODEL, RobotAcquisitionExperiment, load_data, load_world_model  # noqa: E402
 from wav.stats import mean_ci, paired_difference, parse_seeds  # noqa: E402
 
-CONDITIONS = ("no labels", "random", "wav", "wav without its outliers")
+CONDITIONS = ("no labels", "random", "wav", "wav without its outliers", "uniform inliers, as many")
 
 
 def recorded_round(folder: Path, strategy: str, seed: int, r: int) -> float:
@@ -203,8 +204,10 @@ def replay_seed(folder: str, seed: int, every: int, round_: int = 1) -> dict:
         base_model, base_labels = wm0, data.seed_set
     explore_out = out_of_range(data.seed_set, data.pool).any(1)
     outlier_eval = out_of_range(data.seed_set, data.test).any(1)
-    label_sets = {"no labels": np.empty(0, np.int64), "random": picks["random"], "wav": picks["wav"],
-                  "wav without its outliers": picks["wav"][~explore_out[picks["wav"]]]}
+    wav_inliers = picks["wav"][~explore_out[picks["wav"]]]
+    inliers_left = np.flatnonzero(available & ~explore_out)  # round 1: the whole pool's (nothing is taken before it)
+    label_sets = {"no labels": np.empty(0, np.int64), "random": picks["random"], "wav": picks["wav"], "wav without its outliers": wav_inliers,
+                  "uniform inliers, as many": np.sort(np.random.default_rng([seed, round_, 8]).choice(inliers_left, len(wav_inliers), replace=False))}
     out = {"seed": seed, "round": round_, "picks": {k: v.tolist() for k, v in label_sets.items()},
            "picked_outliers": {k: int(explore_out[v].sum()) for k, v in label_sets.items()}, "conditions": {}}
     if round_ > 1:
@@ -261,6 +264,7 @@ def fmt(values, digits=3) -> str:
 def report(folder: str, seeds: list[int], results: list[dict], every: int, out: str, command: str, note: str = "") -> None:
     res = {r["seed"]: r for r in results}
     first = results[0]["conditions"]
+    conds = [c for c in CONDITIONS if c in first]  # files written before the size-matched condition lack it
     rnd = results[0].get("round", 1)
     check = ("the replayed random and wav refits repeat their recorded round-1 errors in every seed" if rnd == 1 else
              f"WAV's replayed run repeats its recorded errors of rounds 1-{rnd} in every seed; every condition starts from its world model and "
@@ -272,12 +276,12 @@ def report(folder: str, seeds: list[int], results: list[dict], every: int, out: 
              f"seconds per seed {min(r['seconds'] for r in results):.0f}-{max(r['seconds'] for r in results):.0f} (one core each).", "",
              "Outliers in each batch (of the explore pool's, per seed): "
              + "; ".join(f"{c} {', '.join(str(res[s]['picked_outliers'][c]) for s in seeds)} of {', '.join(str(len(res[s]['picks'][c])) for s in seeds)}"
-                         for c in CONDITIONS[1:]) + ".", "",
+                         for c in conds[1:]) + ".", "",
              "After the refit (mean over seeds [95% CI]); differences are paired over seeds (t-test p):", "",
              "| labels | eval, all | eval inliers | eval outliers | warm-up trajectories | inliers − no labels | warm-up − no labels |"
              " inliers − random | grad cosine warm-up vs acquired (mean over probes) | updates clipped | median grad norm |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for c in CONDITIONS:
+    for c in conds:
         last = {s: res[s]["conditions"][c]["probes"][-1] for s in seeds}
         cells = [fmt([last[s][k] for s in seeds]) for k in ("eval_all", "eval_inliers", "eval_outliers", "warmup_error")]
         for base, k in (("no labels", "eval_inliers"), ("no labels", "warmup_error"), ("random", "eval_inliers")):
@@ -298,7 +302,7 @@ def report(folder: str, seeds: list[int], results: list[dict], every: int, out: 
               "| labels | " + " | ".join(f"eval inliers: {g}" for g in groups) + " | " + " | ".join(f"warm-up: {g}" for g in groups)
               + " | object moves, eval inliers: predicted / true | warm-up: predicted / true |",
               "|---|" + "---|" * (2 * len(groups) + 2)]
-    rows = [("before the refit", 0)] + [(c, -1) for c in CONDITIONS]
+    rows = [("before the refit", 0)] + [(c, -1) for c in conds]
     for c, j in rows:
         ps = [res[s]["conditions"]["wav" if j == 0 else c]["probes"][j] for s in seeds]
         cells = [fmt([p[f"{part}_{g}"] for p in ps]) for part in ("inliers", "warmup") for g in groups]
@@ -309,7 +313,7 @@ def report(folder: str, seeds: list[int], results: list[dict], every: int, out: 
               "per-window loss on warm-up, acquired inlier and acquired outlier windows / gradient cosine warm-up vs acquired:", "",
               "| labels | " + " | ".join(f"epoch {p['epoch']}" for p in first["wav"]["probes"]) + " |",
               "|---|" + "---|" * len(first["wav"]["probes"])]
-    for c in CONDITIONS:
+    for c in conds:
         n = len(res[seeds[0]]["conditions"][c]["probes"])
         cells = []
         for j in range(n):
@@ -333,7 +337,7 @@ def figure(task: str, results: list[dict], path: str) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     rnd = results[0].get("round", 1)
-    for c in CONDITIONS:
+    for c in [c for c in CONDITIONS if c in results[0]["conditions"]]:
         probes = [r["conditions"][c]["probes"] for r in results]
         epochs = [p["epoch"] for p in probes[0]]
         for ax, key in zip(axes, ("eval_inliers", "inliers_object", "inliers_object_move_pred")):
