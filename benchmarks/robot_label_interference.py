@@ -19,7 +19,8 @@ windows are then all windows labelled before the round; the open-loop probe stay
 
 Every `--every` epochs of each refit (and before it) the probe records, without touching the fit's generator:
 - the eval error on inlier and outlier eval trajectories (as `robot_eval_split.py`) and the open-loop error on the
-  warm-up trajectories themselves (the model's own training data);
+  warm-up trajectories themselves (the model's own training data), both also per layout group, with how far the
+  rollouts move the object features from each window's first frame (predicted against true);
 - the deterministic training loss per window on the warm-up windows and on the acquired inlier and outlier windows;
 - the gradient of that loss on the warm-up windows and on the acquired windows: their norms and their cosine
   (below 0: a step that fits the acquired trajectories undoes fitting the warm-up ones).
