@@ -175,7 +175,7 @@ def replay_seed(folder: str, seed: int, every: int, round_: int = 1) -> dict:
         raise SystemExit(f"error: seed {seed}: the refit warm-up world model's error {r0:.6f} differs from the recorded round 0")
     inverse = train_shared_part(domain, data.seed_set, rc, seed, "inverse")
     cand = domain.batch(data.pool)
-    picks, validate = {}, {}
+    picks = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("random", "wav") if round_ == 1 else ("wav",):
             s = make_strategy(name, dict(rc.random_mix).get(name))  # as run_pool's _start
@@ -195,12 +195,11 @@ def replay_seed(folder: str, seed: int, every: int, round_: int = 1) -> dict:
                 got, rec = domain.evaluate(run.models.world_model, data)["pred_error"], recorded_round(folder, name, seed, r)
                 if abs(got - rec) > 1e-6 * max(1.0, abs(rec)):
                     raise SystemExit(f"error: seed {seed}: replayed {name} round {r} gives {got:.6f}, the record {rec:.6f}")
-            validate[name] = name
+    replayed = set(picks)  # the strategies whose own run this round repeats: random and wav in round 1, wav later
     if round_ > 1:
         base_model, base_labels = run.models.world_model, run.labelled
         left = np.flatnonzero(available)
         picks["random"] = np.sort(np.random.default_rng([seed, round_, 7]).choice(left, min(pc.budget, len(left)), replace=False))
-        validate = {"wav": "wav"}
     else:
         base_model, base_labels = wm0, data.seed_set
     explore_out = out_of_range(data.seed_set, data.pool).any(1)
@@ -233,8 +232,8 @@ def replay_seed(folder: str, seed: int, every: int, round_: int = 1) -> dict:
             fit(model.rssm, Windows(list(labelled.trajectories), domain.window), rc.refit, seed + round_, log=log)
         model.eval()
         final = domain.evaluate(model, data)["pred_error"]
-        if cond in validate:
-            rec = recorded_round(folder, validate[cond], seed, round_)
+        if cond in replayed:
+            rec = recorded_round(folder, cond, seed, round_)
             if abs(final - rec) > 1e-6 * max(1.0, abs(rec)):
                 raise SystemExit(f"error: seed {seed}: replayed {cond} round {round_} gives {final:.6f}, the record {rec:.6f}")
         if probes[-1]["epoch"] != rc.refit.epochs:
