@@ -49,7 +49,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from robot_eval_split import split_error  # noqa: E402
 from robot_pool_outliers import append_section, out_of_range  # noqa: E402
 
 from wav.experiments.robot_acquisition import WORLD_MODEL, RobotAcquisitionExperiment, load_data, load_world_model  # noqa: E402
@@ -103,21 +102,23 @@ def loss_and_grad(rssm, trajectories, window: int) -> tuple[float, torch.Tensor 
 
 
 def rollout_parts(model, part) -> dict:
-    """Open-loop error of `part`'s windows (the evaluation's rollouts), all features and per layout group, and how far
-    the object features move from the window's first frame, predicted and true (standardised squared displacement,
-    mean over object features and valid steps)."""
+    """Open-loop error of `part`'s windows (the evaluation's rollouts and error, `step_errors`), all features and per
+    layout group, and how far the object features move from the window's first frame, predicted and true
+    (standardised squared displacement, mean over object features and valid steps). `sum` and `steps` let parts
+    recombine as the evaluation weights them."""
     from wav.domains.manipulation import flat_rows
 
     b = flat_rows(part)
     w, pred = model.rollouts(b.states, b.actions)
+    err, mask = model._errors(w, pred)  # the evaluation's own error, without a second rollout for the displacement
     target, first, p = torch.nan_to_num(w.states[:, 1:]), w.states[:, :1], pred.mean(-2)
-    m = w.valid[:, 1:].double()
+    m = mask.double()
 
     def masked(x):  # (B, W-1) -> mean over valid steps
         return float((x.double() * m).sum() / m.sum())
 
-    err = ((p - target) / model.scale) ** 2
-    out = {"all": masked(err.mean(-1))}
+    out = {"sum": float((err.mean(-1).double() * m).sum()), "steps": float(m.sum())}
+    out["all"] = out["sum"] / out["steps"]
     for g, gm in part.group_masks().items():
         out[g] = masked(err[..., torch.from_numpy(gm)].mean(-1))
     obj = torch.from_numpy(part.group_masks()["object"])
@@ -129,11 +130,14 @@ def rollout_parts(model, part) -> dict:
 def probe(model, domain, data, outlier_eval, groups: dict) -> dict:
     """One probe of a world model during a refit (see the module docstring)."""
     with torch.no_grad():
-        e = split_error(domain, model, data.test, outlier_eval)
         warm = rollout_parts(model, data.seed_set)
         inl = rollout_parts(model, domain.subset(data.test, np.flatnonzero(~outlier_eval)))
+        outl = rollout_parts(model, domain.subset(data.test, np.flatnonzero(outlier_eval))) if outlier_eval.any() else {"sum": 0.0, "steps": 0.0}
+    # the eval error over all trajectories, weighted by valid steps as `robot_eval_split.split_error` recombines it
+    e = {"all": (inl["sum"] + outl["sum"]) / (inl["steps"] + outl["steps"]), "inliers": inl["all"], "outliers": outl.get("all", float("nan"))}
     row = {"eval_all": e["all"], "eval_inliers": e["inliers"], "eval_outliers": e["outliers"], "warmup_error": warm["all"],
-           **{f"warmup_{k}": v for k, v in warm.items() if k != "all"}, **{f"inliers_{k}": v for k, v in inl.items() if k != "all"}}
+           **{f"warmup_{k}": v for k, v in warm.items() if k not in ("all", "sum", "steps")},
+           **{f"inliers_{k}": v for k, v in inl.items() if k not in ("all", "sum", "steps")}}
     grads = {}
     for name, trajs in groups.items():
         row[f"loss_{name}"], grads[name] = loss_and_grad(model.rssm, trajs, domain.window)
