@@ -26,6 +26,10 @@ Every `--every` epochs of each refit (and before it) the probe records, without 
   (below 0: a step that fits the acquired trajectories undoes fitting the warm-up ones).
 It also records the global gradient norm of every training update (the fit clips at the model's `clip_grad`).
 
+With `--rssm deter=512,hidden=512,...` (round 1) the same label sets, still picked by the run's own models, are refit
+on a world model of those sizes, trained anew on the warm-up set with the preset's schedule: does a larger world model
+take WAV's labels without the cost on typical trajectories?
+
     python benchmarks/robot_label_interference.py --folder runs/robot-acq-PullCube-xeon --seeds 0-4 --jobs 2 \
         --out benchmarks/results/robot_label_interference.md --figure benchmarks/results/robot_label_interference_PullCube.png
 """
@@ -54,6 +58,8 @@ from robot_pool_outliers import append_section, out_of_range  # noqa: E402
 from wav.experiments.robot_acquisition import WORLD_MODEL, RobotAcquisitionExperiment, load_data, load_world_model  # noqa: E402
 from wav.stats import mean_ci, paired_difference, parse_seeds  # noqa: E402
 
+SIZES = ("deter", "hidden", "stoch", "classes", "units", "layers", "cont_layers")
+"""the RSSM sizes `--rssm` may replace"""
 CONDITIONS = ("no labels", "random", "wav", "wav without its outliers", "uniform inliers, as many")
 
 
@@ -149,7 +155,18 @@ def probe(model, domain, data, outlier_eval, groups: dict) -> dict:
     return row
 
 
-def replay_seed(folder: str, seed: int, every: int, round_: int = 1) -> dict:
+def wide_preset(spec: str, base: str) -> str:
+    """Register the RSSM preset `base` with `spec`'s sizes replaced ('deter=512,hidden=512,...') under a new name; the name."""
+    from dataclasses import replace
+
+    from wav.models.rssm import RSSM_PRESETS
+
+    name = f"{base}:{spec}"
+    RSSM_PRESETS[name] = replace(RSSM_PRESETS[base], **{k: int(v) for k, v in (kv.split("=") for kv in spec.split(","))})
+    return name
+
+
+def replay_seed(folder: str, seed: int, every: int, round_: int = 1, rssm: str | None = None) -> dict:
     """Every condition's refit of one seed at round `round_`, with its probes; checks the replayed runs against their records.
 
     Round 1 starts every condition from the warm-up world model, and `random` is random's own run. A later round first
@@ -206,14 +223,26 @@ def replay_seed(folder: str, seed: int, every: int, round_: int = 1) -> dict:
         picks["random"] = np.sort(np.random.default_rng([seed, round_, 7]).choice(left, min(pc.budget, len(left)), replace=False))
     else:
         base_model, base_labels = wm0, data.seed_set
+    out = {"seed": seed, "round": round_}
+    if rssm:  # nothing recorded to check the refits against at these sizes
+        from dataclasses import replace
+
+        from wav.models.rssm import count_parameters
+
+        base_model = train_shared_part(replace(domain, rssm_preset=wide_preset(rssm, domain.rssm_preset)), data.seed_set, rc, seed, "world_model")
+        replayed = set()
+        out.update(rssm=rssm, params=count_parameters(base_model.rssm), warmup_error=domain.evaluate(base_model, data)["pred_error"],
+                   run_params=count_parameters(wm0.rssm), run_warmup_error=r0)
+        print(f"seed {seed}: warm-up world model at {rssm}: error {out['warmup_error']:.3f} (the run's {r0:.3f}) "
+              f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     explore_out = out_of_range(data.seed_set, data.pool).any(1)
     outlier_eval = out_of_range(data.seed_set, data.test).any(1)
     wav_inliers = picks["wav"][~explore_out[picks["wav"]]]
     inliers_left = np.flatnonzero(available & ~explore_out)  # round 1: the whole pool's (nothing is taken before it)
     label_sets = {"no labels": np.empty(0, np.int64), "random": picks["random"], "wav": picks["wav"], "wav without its outliers": wav_inliers,
                   "uniform inliers, as many": np.sort(np.random.default_rng([seed, round_, 8]).choice(inliers_left, len(wav_inliers), replace=False))}
-    out = {"seed": seed, "round": round_, "picks": {k: v.tolist() for k, v in label_sets.items()},
-           "picked_outliers": {k: int(explore_out[v].sum()) for k, v in label_sets.items()}, "conditions": {}}
+    out.update(picks={k: v.tolist() for k, v in label_sets.items()},
+               picked_outliers={k: int(explore_out[v].sum()) for k, v in label_sets.items()}, conditions={})
     if round_ > 1:
         out["labelled_before"] = len(base_labels)
     warm = list(base_labels.trajectories)
@@ -273,7 +302,13 @@ def report(folder: str, seeds: list[int], results: list[dict], every: int, out: 
     check = ("the replayed random and wav refits repeat their recorded round-1 errors in every seed" if rnd == 1 else
              f"WAV's replayed run repeats its recorded errors of rounds 1-{rnd} in every seed; every condition starts from its world model and "
              f"{results[0]['labelled_before']} labels after round {rnd - 1}, `random` is a uniform draw from the pool it left, `no labels` refits on its labels so far")
-    lines = [f"## {json.loads((Path(folder) / 'results.json').read_text())['task']}, round {rnd}: `{folder}`", "",
+    wide = results[0].get("rssm")
+    if wide:
+        check = ("the picks are the run's own, from its warm-up models, which repeat their recorded round-0 error in every seed; every label "
+                 f"set is refit on a world model of sizes `{wide}` ({results[0]['params']:,} parameters, the run's {results[0]['run_params']:,}), "
+                 "trained anew on the warm-up set with the preset's schedule, so no refit has a record to check against. Its warm-up (round 0) "
+                 f"error: {fmt([r['warmup_error'] for r in results])}, the run's model {fmt([r['run_warmup_error'] for r in results])}")
+    lines = [f"## {json.loads((Path(folder) / 'results.json').read_text())['task']}, round {rnd}{', a larger world model' if wide else ''}: `{folder}`", "",
              f"Command: `{command}`{note}  ",
              f"Machine: {platform.processor() or platform.machine()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; seeds {seeds[0]}-{seeds[-1]}; {check}.  ",
              f"Round {rnd} of seed {seeds[0]}: {min(c['updates'] for c in first.values())}-{max(c['updates'] for c in first.values())} updates per refit; "
@@ -354,6 +389,8 @@ def figure(task: str, results: list[dict], path: str) -> None:
     axes[0].set_ylabel(f"standardised squared error, mean of {len(results)} seeds")
     axes[2].legend(fontsize=8)
     start = "the warm-up world model" if rnd == 1 else f"WAV's world model after round {rnd - 1}"
+    if results[0].get("rssm"):
+        start += f" of sizes {results[0]['rssm']}"
     fig.suptitle(f"{task}: round {rnd} replayed from {start} with each label set", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -370,6 +407,8 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="markdown file; an existing one gets this folder's section appended")
     ap.add_argument("--json", help="also write every probe here")
     ap.add_argument("--figure", help="also draw the probes over the refit here (png)")
+    ap.add_argument("--rssm", help="refit every label set on a world model of these sizes instead of the run's, e.g. "
+                    "deter=512,hidden=512,stoch=32,classes=32,units=512,layers=3 (round 1; the picks stay the run's)")
     ap.add_argument("--from-json", help="write the report from a --json file of an earlier run of this folder instead of replaying")
     args = ap.parse_args()
     folder = Path(args.folder)
@@ -385,12 +424,21 @@ def main() -> None:
     rounds = json.loads((folder / "runs" / "wav" / f"seed{seeds[0]}" / "config.json").read_text())["pool"]["rounds"]
     if not 1 <= args.round <= rounds:
         sys.exit(f"error: --round must lie in [1, {rounds}] (the folder's runs have {rounds} rounds), got {args.round}")
+    if args.rssm:
+        try:
+            bad = [k for k, v in (kv.split("=") for kv in args.rssm.split(",")) if k not in SIZES or int(v) < 1]
+        except ValueError:
+            bad = [args.rssm]
+        if bad or args.round != 1:
+            sys.exit(f"error: --rssm takes positive sizes k=v,... of {', '.join(SIZES)} with --round 1, got {args.rssm!r} with --round {args.round}")
     if args.from_json:
         results = [r for r in json.loads(Path(args.from_json).read_text()) if r["seed"] in seeds]
         if sorted(r["seed"] for r in results) != sorted(seeds):
             sys.exit(f"error: {args.from_json}: holds seeds {sorted(r['seed'] for r in results)}, not {seeds}")
         if any(r.get("round", 1) != args.round for r in results):
             sys.exit(f"error: {args.from_json}: replays round {results[0].get('round', 1)}, not --round {args.round}")
+        if any(r.get("rssm") != args.rssm for r in results):
+            sys.exit(f"error: {args.from_json}: refits at --rssm {results[0].get('rssm')!r}, not {args.rssm!r}")
         argv = [("--json" if a == "--from-json" else a) for a in sys.argv[1:]]  # the replay that wrote the file
         report(args.folder, seeds, results, args.every, args.out, "python " + " ".join([sys.argv[0].split("/wav/")[-1]] + argv),
                " (this section: the same with `--from-json` for `--json`, which reports without replaying)")
@@ -399,7 +447,7 @@ def main() -> None:
         return
     from joblib import Parallel, delayed
 
-    results = Parallel(n_jobs=args.jobs)(delayed(replay_seed)(str(folder), k, args.every, args.round) for k in seeds)
+    results = Parallel(n_jobs=args.jobs)(delayed(replay_seed)(str(folder), k, args.every, args.round, args.rssm) for k in seeds)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     report(args.folder, seeds, results, args.every, args.out, "python " + " ".join([sys.argv[0].split("/wav/")[-1]] + sys.argv[1:]))
