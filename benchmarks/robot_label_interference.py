@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from robot_pool_outliers import append_section, out_of_range  # noqa: E402
+from rssm import parse_spec  # noqa: E402
 
 from wav.experiments.robot_acquisition import WORLD_MODEL, RobotAcquisitionExperiment, load_data, load_world_model  # noqa: E402
 from wav.stats import mean_ci, paired_difference, parse_seeds  # noqa: E402
@@ -162,7 +163,7 @@ def wide_preset(spec: str, base: str) -> str:
     from wav.models.rssm import RSSM_PRESETS
 
     name = f"{base}:{spec}"
-    RSSM_PRESETS[name] = replace(RSSM_PRESETS[base], **{k: int(v) for k, v in (kv.split("=") for kv in spec.split(","))})
+    RSSM_PRESETS[name] = replace(RSSM_PRESETS[base], **parse_spec(name)[1])
     return name
 
 
@@ -426,7 +427,7 @@ def main() -> None:
         sys.exit(f"error: --round must lie in [1, {rounds}] (the folder's runs have {rounds} rounds), got {args.round}")
     if args.rssm:
         try:
-            bad = [k for k, v in (kv.split("=") for kv in args.rssm.split(",")) if k not in SIZES or int(v) < 1]
+            bad = [k for k, v in parse_spec(f"cpu:{args.rssm}")[1].items() if k not in SIZES or v < 1]
         except ValueError:
             bad = [args.rssm]
         if bad or args.round != 1:
