@@ -30,6 +30,10 @@ With `--rssm deter=512,hidden=512,...` (round 1) the same label sets, still pick
 on a world model of those sizes, trained anew on the warm-up set with the preset's schedule: does a larger world model
 take WAV's labels without the cost on typical trajectories?
 
+With `--refit-epochs 200 --refit-lr 1e-4` every label set is refit with that schedule instead of the preset's (`cpu`: 60
+epochs at 3e-4; the paper's: 200 epochs per round at 1e-4), from the same model and with the same picks: is the cost an
+artefact of the shortened refit? Such refits have no record to check against either.
+
     python benchmarks/robot_label_interference.py --folder runs/robot-acq-PullCube-xeon --seeds 0-4 --jobs 2 \
         --out benchmarks/results/robot_label_interference.md --figure benchmarks/results/robot_label_interference_PullCube.png
 """
@@ -44,6 +48,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -158,8 +163,6 @@ def probe(model, domain, data, outlier_eval, groups: dict) -> dict:
 
 def wide_preset(spec: str, base: str) -> str:
     """Register the RSSM preset `base` with `spec`'s sizes replaced ('deter=512,hidden=512,...') under a new name; the name."""
-    from dataclasses import replace
-
     from wav.models.rssm import RSSM_PRESETS
 
     name = f"{base}:{spec}"
@@ -167,13 +170,14 @@ def wide_preset(spec: str, base: str) -> str:
     return name
 
 
-def replay_seed(folder: str, seed: int, every: int, round_: int = 1, rssm: str | None = None) -> dict:
+def replay_seed(folder: str, seed: int, every: int, round_: int = 1, rssm: str | None = None, refit: dict | None = None) -> dict:
     """Every condition's refit of one seed at round `round_`, with its probes; checks the replayed runs against their records.
 
     Round 1 starts every condition from the warm-up world model, and `random` is random's own run. A later round first
     replays WAV's run up to it (scores, picks and refits of the world model and the sparse inverse model, as `run_pool`)
     and starts every condition from WAV's world model and labels there; `random` is then a uniform draw from the pool
-    WAV has left (its own stream), and `no labels` refits on WAV's labels so far."""
+    WAV has left (its own stream), and `no labels` refits on WAV's labels so far. `refit` ({"epochs": .., "lr": ..}) replaces the
+    preset's schedule in every condition's refit (not in the replay up to the round)."""
     from wav.acquire import make_strategy, select
     from wav.data.sequences import Windows
     from wav.domains.manipulation import RecordedFuture
@@ -225,9 +229,12 @@ def replay_seed(folder: str, seed: int, every: int, round_: int = 1, rssm: str |
     else:
         base_model, base_labels = wm0, data.seed_set
     out = {"seed": seed, "round": round_}
+    schedule = rc.refit
+    if refit:  # nothing recorded to check such refits against
+        schedule = replace(rc.refit, **refit)
+        replayed = set()
+        out["refit"] = {"epochs": schedule.epochs, "lr": schedule.lr, "run_epochs": rc.refit.epochs, "run_lr": rc.refit.lr}
     if rssm:  # nothing recorded to check the refits against at these sizes
-        from dataclasses import replace
-
         from wav.models.rssm import count_parameters
 
         base_model = train_shared_part(replace(domain, rssm_preset=wide_preset(rssm, domain.rssm_preset)), data.seed_set, rc, seed, "world_model")
@@ -263,15 +270,15 @@ def replay_seed(folder: str, seed: int, every: int, round_: int = 1, rssm: str |
         norms: list[float] = []
         t = time.perf_counter()
         with grad_norms(norms):
-            fit(model.rssm, Windows(list(labelled.trajectories), domain.window), rc.refit, seed + round_, log=log)
+            fit(model.rssm, Windows(list(labelled.trajectories), domain.window), schedule, seed + round_, log=log)
         model.eval()
         final = domain.evaluate(model, data)["pred_error"]
         if cond in replayed:
             rec = recorded_round(folder, cond, seed, round_)
             if abs(final - rec) > 1e-6 * max(1.0, abs(rec)):
                 raise SystemExit(f"error: seed {seed}: replayed {cond} round {round_} gives {final:.6f}, the record {rec:.6f}")
-        if probes[-1]["epoch"] != rc.refit.epochs:
-            probes.append({"epoch": rc.refit.epochs, **probe(model, domain, data, outlier_eval, groups)})
+        if probes[-1]["epoch"] != schedule.epochs:
+            probes.append({"epoch": schedule.epochs, **probe(model, domain, data, outlier_eval, groups)})
         clip = model.rssm.clip_grad
         out["conditions"][cond] = {"final": final, "probes": probes, "updates": len(norms), "grad_norm_median": float(np.median(norms)),
                                    "grad_norm_p90": float(np.percentile(norms, 90)), "clipped": float(np.mean(np.asarray(norms) > clip)),
@@ -309,7 +316,15 @@ def report(folder: str, seeds: list[int], results: list[dict], every: int, out: 
                  f"set is refit on a world model of sizes `{wide}` ({results[0]['params']:,} parameters, the run's {results[0]['run_params']:,}), "
                  "trained anew on the warm-up set with the preset's schedule, so no refit has a record to check against. Its warm-up (round 0) "
                  f"error: {fmt([r['warmup_error'] for r in results])}, the run's model {fmt([r['run_warmup_error'] for r in results])}")
-    lines = [f"## {json.loads((Path(folder) / 'results.json').read_text())['task']}, round {rnd}{', a larger world model' if wide else ''}: `{folder}`", "",
+    sched = results[0].get("refit")
+    if sched:
+        check = (f"{check}; " if wide or rnd > 1 else "the picks are the run's own, from its warm-up models, which repeat their recorded round-0 error in every "
+                 "seed; ") + (f"every label set is refit for {sched['epochs']} epochs at lr {sched['lr']:g} instead of the run's {sched['run_epochs']} at "
+                              f"{sched['run_lr']:g}, so no refit has a record to check against")
+    title = ", a larger world model" if wide else ""
+    if sched:
+        title += f", refit {sched['epochs']} epochs at lr {sched['lr']:g}"
+    lines = [f"## {json.loads((Path(folder) / 'results.json').read_text())['task']}, round {rnd}{title}: `{folder}`", "",
              f"Command: `{command}`{note}  ",
              f"Machine: {platform.processor() or platform.machine()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; seeds {seeds[0]}-{seeds[-1]}; {check}.  ",
              f"Round {rnd} of seed {seeds[0]}: {min(c['updates'] for c in first.values())}-{max(c['updates'] for c in first.values())} updates per refit; "
@@ -392,6 +407,8 @@ def figure(task: str, results: list[dict], path: str) -> None:
     start = "the warm-up world model" if rnd == 1 else f"WAV's world model after round {rnd - 1}"
     if results[0].get("rssm"):
         start += f" of sizes {results[0]['rssm']}"
+    if results[0].get("refit"):
+        start += f", refit {results[0]['refit']['epochs']} epochs at lr {results[0]['refit']['lr']:g}"
     fig.suptitle(f"{task}: round {rnd} replayed from {start} with each label set", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -410,6 +427,8 @@ def main() -> None:
     ap.add_argument("--figure", help="also draw the probes over the refit here (png)")
     ap.add_argument("--rssm", help="refit every label set on a world model of these sizes instead of the run's, e.g. "
                     "deter=512,hidden=512,stoch=32,classes=32,units=512,layers=3 (round 1; the picks stay the run's)")
+    ap.add_argument("--refit-epochs", type=int, help="refit every label set for this many epochs instead of the preset's")
+    ap.add_argument("--refit-lr", type=float, help="... at this learning rate instead of the preset's")
     ap.add_argument("--from-json", help="write the report from a --json file of an earlier run of this folder instead of replaying")
     args = ap.parse_args()
     folder = Path(args.folder)
@@ -432,6 +451,9 @@ def main() -> None:
             bad = [args.rssm]
         if bad or args.round != 1:
             sys.exit(f"error: --rssm takes positive sizes k=v,... of {', '.join(SIZES)} with --round 1, got {args.rssm!r} with --round {args.round}")
+    refit = {k: v for k, v in (("epochs", args.refit_epochs), ("lr", args.refit_lr)) if v is not None} or None
+    if (args.refit_epochs is not None and args.refit_epochs < 1) or (args.refit_lr is not None and not 0 < args.refit_lr < 1):
+        sys.exit(f"error: --refit-epochs must be >= 1 and --refit-lr in (0, 1), got {args.refit_epochs} and {args.refit_lr}")
     if args.from_json:
         results = [r for r in json.loads(Path(args.from_json).read_text()) if r["seed"] in seeds]
         if sorted(r["seed"] for r in results) != sorted(seeds):
@@ -440,6 +462,9 @@ def main() -> None:
             sys.exit(f"error: {args.from_json}: replays round {results[0].get('round', 1)}, not --round {args.round}")
         if any(r.get("rssm") != args.rssm for r in results):
             sys.exit(f"error: {args.from_json}: refits at --rssm {results[0].get('rssm')!r}, not {args.rssm!r}")
+        got = [{k: r["refit"][k] for k in refit} if refit and "refit" in r else None for r in results]
+        if any(g != refit for g in got) or (not refit and any("refit" in r for r in results)):
+            sys.exit(f"error: {args.from_json}: refit schedule {results[0].get('refit')}, not --refit-epochs/--refit-lr {refit}")
         argv = [("--json" if a == "--from-json" else a) for a in sys.argv[1:]]  # the replay that wrote the file
         report(args.folder, seeds, results, args.every, args.out, "python " + " ".join([sys.argv[0].split("/wav/")[-1]] + argv),
                " (this section: the same with `--from-json` for `--json`, which reports without replaying)")
@@ -448,7 +473,7 @@ def main() -> None:
         return
     from joblib import Parallel, delayed
 
-    results = Parallel(n_jobs=args.jobs)(delayed(replay_seed)(str(folder), k, args.every, args.round, args.rssm) for k in seeds)
+    results = Parallel(n_jobs=args.jobs)(delayed(replay_seed)(str(folder), k, args.every, args.round, args.rssm, refit) for k in seeds)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     report(args.folder, seeds, results, args.every, args.out, "python " + " ".join([sys.argv[0].split("/wav/")[-1]] + sys.argv[1:]))
