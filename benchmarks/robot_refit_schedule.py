@@ -42,9 +42,13 @@ class RefitScheduleExperiment(RobotAcquisitionExperiment):
     refit_lr: float = 1e-4
 
     @property
+    def preset_refit(self):
+        """The preset's own refit schedule, which this experiment replaces."""
+        return super().round.refit
+
+    @property
     def round(self):
-        base = super().round
-        return replace(base, refit=replace(base.refit, epochs=self.refit_epochs, lr=self.refit_lr))
+        return replace(super().round, refit=replace(self.preset_refit, epochs=self.refit_epochs, lr=self.refit_lr))
 
 
 def fmt(values) -> str:
@@ -55,7 +59,7 @@ def fmt(values) -> str:
 def compare(exp: RefitScheduleExperiment, folder: Path, seeds: list[int], command: str) -> list[str]:
     """The report section: each strategy's error per round under both schedules, and wav − X under each."""
     new, old = Path(exp.out), folder
-    base = RobotAcquisitionExperiment(preset=exp.preset).round.refit
+    base = exp.preset_refit
     err = {(f, s, r): [recorded_round(f, s, k, r) for k in seeds] for f in (new, old) for s in exp.strategies for r in range(exp.rounds + 1)}
     res = json.loads((new / "results.json").read_text())
     lines = [f"## {exp.task}, warm-up {exp.warmup}: refit {exp.refit_epochs} epochs at lr {exp.refit_lr:g} against `{old}` "
@@ -125,7 +129,7 @@ def main() -> None:
     exp = RefitScheduleExperiment(task=args.task, data=str(pool_file(args.data)), warmup=args.warmup, out=args.out, seeds=tuple(seeds),
                                   strategies=names, preset=args.preset, jobs=args.jobs, refit_epochs=args.refit_epochs, refit_lr=args.refit_lr)
     run(exp)  # a finished folder runs nothing: the report is rewritten from its records
-    base = RobotAcquisitionExperiment(preset=exp.preset).round.refit
+    base = exp.preset_refit
     note = (f"Every world-model refit of these runs: {exp.refit_epochs} epochs at lr {exp.refit_lr:g}, not the `{exp.preset}` preset's "
             f"{base.epochs} at {base.lr:g} (`benchmarks/robot_refit_schedule.py`; each run's config.json records it).")
     out = Path(args.out)  # the experiment's own report says "preset cpu": it gets the schedule that differs
