@@ -26,12 +26,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from robot_label_interference import recorded_round  # noqa: E402
+from robot_label_interference import fmt, recorded_round  # noqa: E402
 from robot_pool_outliers import append_section  # noqa: E402
 
 from wav.experiments.common import write_json  # noqa: E402
 from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, pool_file, run  # noqa: E402
-from wav.stats import mean_ci, paired_difference, parse_seeds  # noqa: E402
+from wav.stats import paired_difference, parse_seeds  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,6 @@ class RefitScheduleExperiment(RobotAcquisitionExperiment):
     @property
     def round(self):
         return replace(super().round, refit=replace(self.preset_refit, epochs=self.refit_epochs, lr=self.refit_lr))
-
-
-def fmt(values) -> str:
-    m, lo, hi = mean_ci(values)
-    return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def compare(exp: RefitScheduleExperiment, folder: Path, seeds: list[int], command: str) -> list[str]:
