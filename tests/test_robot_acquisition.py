@@ -183,6 +183,20 @@ def test_latent_score_space_changes_the_verification_loss_only(world):
     assert dis.shape == (10,) and torch.isfinite(dis).all() and (dis > 0).all()
 
 
+def test_openloop_scale_reaches_every_rssm_the_experiment_builds(world):
+    """`--openloop-scale` (RobotAcquisitionExperiment.openloop_scale -> ManipulationDomain.rssm_openloop ->
+    RSSMConfig.openloop_scale): the warm-up model and the ensemble carry it; 0 keeps the preset's objective."""
+    from wav.experiments.robot_acquisition import RobotAcquisitionExperiment
+
+    seed_set = world[0]
+    assert world[3].rssm.cfg.openloop_scale == 0.0
+    exp = RobotAcquisitionExperiment(task="Synthetic", data="x", preset="debug", openloop_scale=0.5)
+    assert exp.domain.rssm_openloop == 0.5 and RobotAcquisitionExperiment(task="Synthetic", data="x").domain.rssm_openloop == 0.0
+    domain = replace(DOMAIN, rssm_openloop=0.5)
+    assert domain.build("world_model", seed_set, 0).rssm.cfg.openloop_scale == 0.5
+    assert domain.build("ensemble", seed_set, 0, members=2).rssm.cfg.openloop_scale == 0.5
+
+
 def test_latent_score_ranks_states_the_actions_cannot_produce_first(world):
     """Scored with the candidate's actions, the latent mismatch is largest for the trajectory whose recorded
     states did not follow them (the posterior reads the frames, the prior only the actions)."""
@@ -317,6 +331,18 @@ def test_cli_bad_inputs_are_one_line_before_any_work(tmp_path, capsys, bad, args
     argv = argv + args if "--task" not in args else [x if x != "Synthetic" else "Lift" for x in argv]
     rc, stdout, err = cli(argv, capsys)
     assert rc == 1 and len(err.strip().splitlines()) == 1 and field in err and str(pool) in err
+    assert not out.exists()
+
+
+def test_cli_refuses_a_negative_openloop_scale_before_any_work(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    pool = write_pool(tmp_path / "pool.hdf5")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:  # refused while parsing
+        cli(["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(pool), "--warmup", "4", "--seeds", "0",
+             "--preset", "debug", "--openloop-scale", "-1", "--out", str(out)], capsys)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "--openloop-scale" in err and ">= 0" in err
     assert not out.exists()
 
 

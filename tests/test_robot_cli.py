@@ -87,6 +87,21 @@ def test_train_rssm_checkpoint_records_what_eval_needs(trained):
     np.testing.assert_allclose(meta["scale"], standardiser(_partition(pool, "warmup_4")).numpy(), rtol=1e-6)
 
 
+def test_train_rssm_openloop_scale_is_kept_in_the_checkpoint(trained, tmp_path):
+    from wav.train import load_checkpoint
+
+    root, pool, ckpts = trained
+    assert load_checkpoint(ckpts["rssm"], kind="rssm").cfg.openloop_scale == 0.0
+    out = tmp_path / "openloop.pt"
+    rc, _, err = wav(["train", "rssm", "--data", pool, "--filter", "warmup_4", *EPOCHS, "--openloop-scale", "0.5", "--out", out, "--json"])
+    assert rc == 0, err
+    assert load_checkpoint(out, kind="rssm").cfg.openloop_scale == 0.5
+    rc, _, err = wav(["eval", "rssm", "--ckpt", out, "--data", pool, "--filter", "eval", "--json"])
+    assert rc == 0, err
+    rc, _, err = wav(["train", "rssm", "--data", pool, "--filter", "warmup_4", "--openloop-scale", "nan", "--out", tmp_path / "bad.pt"])
+    assert rc == 2 and "--openloop-scale" in err and not (tmp_path / "bad.pt").exists()
+
+
 def test_eval_rssm_reports_the_domains_numbers_for_the_partition(trained):
     from wav.domains.base import PoolData
     from wav.domains.manipulation import ManipulationDomain, RSSMWorldModel, standardiser

@@ -155,6 +155,46 @@ def test_kl_respects_free_nats():
     assert float(below.grad.abs().sum()) == 0.0  # under free nats: no gradient
 
 
+def test_openloop_loss_is_the_error_of_the_decoded_prior_rollout():
+    """`openloop_loss`: the prior rolled from the first frame's posterior under the recorded actions, the symlog
+    squared error of its decoding summed over D, mean over steps; 0 weight leaves DreamerV3's objective as it was."""
+    from wav.models.rssm import symlog
+
+    batch = tiny_batch(b=3, t=6)
+    m = tiny_rssm(members=2, openloop_scale=2.0)
+    h, z, _ = m.posterior(batch)
+    got = m.openloop_loss(batch, h[:, 0], z[:, 0])
+    pred = m.imagine_members((h[:, 0], z[:, 0]), batch.actions[:, :-1])  # (B, T-1, M, D), state units
+    want = ((symlog(pred) - symlog(batch.states[:, 1:])[:, :, None]) ** 2).sum(-1).mean((0, 1))
+    assert got.shape == (2,)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    with_term, without = m.member_losses(batch), tiny_rssm(members=2).member_losses(batch)  # same weights (seed 0)
+    assert "openloop" not in without
+    for k in ("state", "cont", "kl"):
+        torch.testing.assert_close(with_term[k], without[k])
+    torch.testing.assert_close(with_term["total"], without["total"] + 2.0 * with_term["openloop"])
+    torch.testing.assert_close(with_term["openloop"], got)
+    # the term trains the prior (the KL trains it too, but only one step at a time)
+    m.zero_grad()
+    m.openloop_loss(batch, h[:, 0].detach(), z[:, 0].detach()).sum().backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in m.prior.parameters())
+
+
+def test_openloop_loss_stops_at_the_next_episode_start():
+    """Steps from the window's next episode start on are not scored: changing them leaves the loss as it was."""
+    m = tiny_rssm(openloop_scale=1.0)
+    batch = tiny_batch(b=2, t=6)
+    batch.is_first[0, 3] = True
+    h, z, _ = m.posterior(batch)
+    base = m.openloop_loss(batch, h[:, 0], z[:, 0])
+    changed = SequenceBatch(batch.states.clone(), batch.actions.clone(), batch.is_first)
+    changed.states[0, 3:] += 5.0
+    changed.actions[0, 2:] = -changed.actions[0, 2:]
+    torch.testing.assert_close(m.openloop_loss(changed, h[:, 0], z[:, 0]), base)
+    changed.states[0, 2] += 5.0  # the last step before the reset counts
+    assert float(m.openloop_loss(changed, h[:, 0], z[:, 0]).detach()) > float(base.detach()) + 1e-3
+
+
 # ---- the window sampler ------------------------------------------------------------------------------------
 
 

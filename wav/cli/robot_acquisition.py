@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from wav.cli.checks import CheckError, add_parser, guard, output_dir, positive_int, seeds
+from wav.cli.checks import CheckError, add_parser, guard, non_negative_float, output_dir, positive_int, seeds
 
 
 def _data(text: str) -> str:
@@ -42,6 +42,9 @@ def register(top, groups) -> None:
     p.add_argument("--score-space", default="state", choices=["state", "latent"],
                    help="where wav, wav-dense and ensemble compare rollouts: standardised states, or the RSSM's latent "
                         "features (the authors' scorer); the oracle and the evaluation stay in state units")
+    p.add_argument("--openloop-scale", type=non_negative_float, default=0.0,
+                   help="weight of the world model's open-loop loss (the prior rolled over each training window under the "
+                        "recorded actions; 0 = DreamerV3's objective)")
     p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: rewrite results, tables and figures from the finished runs (the seeds every strategy finished)")
@@ -67,7 +70,7 @@ def cmd_robot_acquisition(args) -> int:
     exp = RobotAcquisitionExperiment(task=args.task, data=args.data, warmup=args.warmup, out=args.out, seeds=tuple(args.seeds), strategies=names,
                                      preset=args.preset, rounds=args.rounds, budget=args.budget, backend=args.backend, jobs=args.jobs,
                                      ray_address=args.ray_address, force=args.force, error_scale=args.error_scale,
-                                     score_space=args.score_space)
+                                     score_space=args.score_space, openloop_scale=args.openloop_scale)
     if tasks is not None:
         per = run_tasks(exp, tasks, progress=not args.json, report_only=args.report_only)
         print(open(os.path.join(args.out, "table.md")).read())

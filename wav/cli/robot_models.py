@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from wav.cli.checks import CheckError, add_parser, guard, input_file, output_file, positive_int
+from wav.cli.checks import CheckError, add_parser, guard, input_file, non_negative_float, output_file, positive_int
 from wav.experiments.common import file_sha1
 
 PRESETS = ("debug", "cpu", "paper")
@@ -149,6 +149,8 @@ def cmd_train(args) -> int:
     set_threads(args.threads)
     domain = DOMAIN_PRESETS[args.preset]
     part = "world_model" if args.command_name == "rssm" else "dense_inverse" if args.dense else "inverse"
+    if part == "world_model":
+        domain = dataclasses.replace(domain, rssm_openloop=args.openloop_scale)
     train = domain.world_model_train if part == "world_model" else domain.inverse_train
     if args.epochs is not None:
         train = dataclasses.replace(train, epochs=args.epochs)
@@ -236,6 +238,10 @@ def register(top, groups) -> None:
         p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
         if name == "robot-inverse":
             p.add_argument("--dense", action="store_true", help="vanilla (dense) inverse model: no feature mask")
+        else:
+            p.add_argument("--openloop-scale", type=non_negative_float, default=0.0,
+                           help="weight of the open-loop loss (the prior rolled over each training window under the recorded "
+                                "actions; 0 = DreamerV3's objective)")
         p.set_defaults(func=cmd_train, command_name=name)
 
     for name, what in (("rssm", "open-loop prediction error of an RSSM checkpoint: overall, by step, by layout group"),

@@ -24,7 +24,7 @@ buys, read only by the privileged strategies). The models here work on those fla
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -389,6 +389,8 @@ class ManipulationDomain:
 
     rssm_preset: str = "cpu"
     """RSSM size (wav.models.rssm.RSSM_PRESETS)"""
+    rssm_openloop: float = 0.0
+    """weight of the RSSM's open-loop loss (`RSSMConfig.openloop_scale`; 0: the preset's DreamerV3 objective)"""
     inverse_preset: str = "cpu"
     """latent inverse model size (wav.models.latent_inverse.LATENT_INVERSE_PRESETS)"""
     window: int = WINDOW
@@ -431,6 +433,8 @@ class ManipulationDomain:
             from wav.models.rssm import RSSM, preset
 
             cfg = preset(self.rssm_preset, state_dim=d, action_dim=a, members=members if part == "ensemble" else 1)
+            if self.rssm_openloop:
+                cfg = replace(cfg, openloop_scale=float(self.rssm_openloop))
             scale = torch.tensor(self.scale, dtype=torch.float32) if self.scale is not None else standardiser(data)
             return RSSMWorldModel(build(RSSM, cfg, seed), scale, self.window, self.score_space).eval()
         if part in ("inverse", "dense_inverse"):

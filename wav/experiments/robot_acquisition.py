@@ -94,9 +94,13 @@ class RobotAcquisitionExperiment:
     (the RSSM's latent features, as the authors' scorer `idm_wm_latent_mismatch_mse`); the oracle and the
     evaluation stay in state units"""
 
+    openloop_scale: float = 0.0
+    """weight of the world model's open-loop loss (`RSSMConfig.openloop_scale`) for every RSSM of the experiment
+    (warm-up fit, refits, ensemble); 0 = the preset's DreamerV3 objective"""
+
     @property
     def domain(self) -> ManipulationDomain:
-        return replace(lookup(DOMAIN_PRESETS, self.preset), score_space=self.score_space)
+        return replace(lookup(DOMAIN_PRESETS, self.preset), score_space=self.score_space, rssm_openloop=self.openloop_scale)
 
     def scaled_domain(self, data: PoolData) -> ManipulationDomain:
         """The domain with the error scale this experiment asks for (`error_scale`)."""

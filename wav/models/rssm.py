@@ -61,6 +61,11 @@ class RSSMConfig:
     """weight of KL(posterior || sg(prior)), regularises the representation"""
     cont_scale: float = 1.0
     """weight of the continue head's binary cross-entropy"""
+    openloop_scale: float = 0.0
+    """weight of the open-loop loss (0: DreamerV3's objective): the prior rolled from the posterior at each
+    window's first frame under the recorded actions, decoded, symlog squared error against the recorded states
+    (summed over D, mean over the steps before the window's next episode start). The other terms train the
+    prior one step at a time through the KL; this one trains the multi-step rollout the evaluation measures"""
     image_channels: int = 0
     """channels of a 64x64 image input in [0, 1] (0: states only; 6 = two RGB cameras stacked, as the authors)"""
     cnn_depth: int = 32
@@ -339,12 +344,34 @@ class RSSM(nn.Module):
         cont = F.binary_cross_entropy_with_logits(self.cont(feat)[..., 0], cont_target, reduction="none")
         kl = self.kl_loss(post, self.prior(h))
         out = {"state": state, "cont": cont, "kl": kl}
+        if self.cfg.openloop_scale:
+            openloop = self.openloop_loss(batch, h[:, 0], z[:, 0])  # (M,)
         if self.cfg.image_channels:  # squared error summed over pixels and channels, as the authors
             recon = self.image_decoder(feat.flatten(0, 1)).unflatten(0, feat.shape[:2])  # (B, T, M, C, 64, 64)
             out["image"] = ((recon - self.images(batch)[:, :, None].float()) ** 2).sum((-3, -2, -1))
         out = {k: v.mean((0, 1)) for k, v in out.items()}
         out["total"] = out["state"] + self.cfg.cont_scale * out["cont"] + out["kl"] + out.get("image", 0.0)
+        if self.cfg.openloop_scale:
+            out["openloop"] = openloop
+            out["total"] = out["total"] + self.cfg.openloop_scale * openloop
         return out
+
+    def openloop_loss(self, batch: SequenceBatch, h0: Tensor, z0: Tensor) -> Tensor:
+        """Per member (M,): symlog squared error (summed over D) of the prior rolled open-loop from the latent
+        (h0, z0) (B, M, .) at each window's first frame under the window's recorded actions (mode of each prior,
+        straight-through), mean over the steps before the window's next episode start."""
+        t = batch.states.shape[1]
+        if t < 2:
+            return h0.new_zeros(self.cfg.members)
+        a_term = self.img_a(self._members(batch.actions[:, :-1].float()))  # (B, T-1, M, hidden)
+        h, z, feats = h0, z0, []
+        for k in range(t - 1):
+            h = self.img_step(h, z, a_term[:, k])
+            z = self.sample(self.prior(h), None)
+            feats.append(self.features(h, z))
+        err = ((self.decoder(torch.stack(feats, 1)) - symlog(batch.states[:, 1:].float())[:, :, None]) ** 2).sum(-1)  # (B, T-1, M)
+        keep = torch.cumprod((~batch.is_first[:, 1:]).float(), 1)  # 1 until the window enters the next episode
+        return (err * keep[..., None]).sum((0, 1)) / keep.sum().clamp_min(1.0)
 
     def training_loss(self, batch: SequenceBatch, generator: torch.Generator | None = None) -> Tensor:
         """Scalar: the members' losses summed (each member's mean over windows and steps)."""
