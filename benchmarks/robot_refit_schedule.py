@@ -51,36 +51,45 @@ class RefitScheduleExperiment(RobotAcquisitionExperiment):
         return replace(super().round, refit=replace(self.preset_refit, epochs=self.refit_epochs, lr=self.refit_lr))
 
 
+def compare_folders(new: Path, old: Path, strategies, seeds: list[int], rounds: int, names: tuple[str, str],
+                    short: tuple[str, str] | None = None, first_round: int = 1) -> list[str]:
+    """Two finished robot-acquisition folders of one pool: each strategy's eval error per round under both (paired over
+    seeds), and wav − X after the last round in each. `names` = (old, new) as the column headers call them, `short` as
+    the difference's header does (default `names`)."""
+    a, b = short or names
+    err = {(f, s, r): [recorded_round(f, s, k, r) for k in seeds] for f in (new, old) for s in strategies for r in range(first_round, rounds + 1)}
+    lines = [f"32-step error on the eval partition (mean over seeds [95% CI]); {b} − {a} paired over seeds (t-test p):", "",
+             f"| strategy | round | {names[0]} | {names[1]} | {b} − {a} |", "|---|---|---|---|---|"]
+    for s in strategies:
+        for r in range(first_round, rounds + 1):
+            d = paired_difference(err[new, s, r], err[old, s, r])
+            lines.append(f"| {s} | {r} | {fmt(err[old, s, r])} | {fmt(err[new, s, r])} | {d['mean']:+.3f} (p={d['p_ttest']:.2g}) |")
+    lines += ["", f"wav − X after round {rounds}, paired over seeds (t-test p; wav lower in how many seeds):", "",
+              f"| X | {names[0]} | {names[1]} |", "|---|---|---|"]
+    for s in strategies:
+        if s == "wav":
+            continue
+        cells = []
+        for f in (old, new):
+            d = paired_difference(err[f, "wav", rounds], err[f, s, rounds])
+            lower = sum(a < b for a, b in zip(err[f, "wav", rounds], err[f, s, rounds]))
+            cells.append(f"{d['mean']:+.3f} (p={d['p_ttest']:.2g}; {lower}/{len(seeds)})")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def compare(exp: RefitScheduleExperiment, folder: Path, seeds: list[int], command: str) -> list[str]:
     """The report section: each strategy's error per round under both schedules, and wav − X under each."""
     new, old = Path(exp.out), folder
     base = exp.preset_refit
-    err = {(f, s, r): [recorded_round(f, s, k, r) for k in seeds] for f in (new, old) for s in exp.strategies for r in range(exp.rounds + 1)}
     res = json.loads((new / "results.json").read_text())
     lines = [f"## {exp.task}, warm-up {exp.warmup}: refit {exp.refit_epochs} epochs at lr {exp.refit_lr:g} against `{old}` "
              f"({base.epochs} at {base.lr:g})", "",
              f"Command: `{command}`  ",
              f"Machine: {platform.processor() or platform.machine()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; seeds "
              f"{','.join(map(str, seeds))}; {res['wall_seconds'] / 60:.1f} min of jobs' wall with {res['jobs']} jobs, {res['cpu_seconds_per_seed']:.0f} CPU s per seed (results.json). "
-             "Round 0 is the same warm-up world model under both schedules (its error must match).", "",
-             "32-step error on the eval partition (mean over seeds [95% CI]); new − preset paired over seeds (t-test p):", "",
-             "| strategy | round | preset schedule | new schedule | new − preset |", "|---|---|---|---|---|"]
-    for s in exp.strategies:
-        for r in range(1, exp.rounds + 1):
-            d = paired_difference(err[new, s, r], err[old, s, r])
-            lines.append(f"| {s} | {r} | {fmt(err[old, s, r])} | {fmt(err[new, s, r])} | {d['mean']:+.3f} (p={d['p_ttest']:.2g}) |")
-    lines += ["", f"wav − X after round {exp.rounds}, paired over seeds (t-test p; wav lower in how many seeds):", "",
-              "| X | preset schedule | new schedule |", "|---|---|---|"]
-    r = exp.rounds
-    for s in exp.strategies:
-        if s == "wav":
-            continue
-        cells = []
-        for f in (old, new):
-            d = paired_difference(err[f, "wav", r], err[f, s, r])
-            lower = sum(a < b for a, b in zip(err[f, "wav", r], err[f, s, r]))
-            cells.append(f"{d['mean']:+.3f} (p={d['p_ttest']:.2g}; {lower}/{len(seeds)})")
-        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+             "Round 0 is the same warm-up world model under both schedules (its error must match).", ""]
+    lines += compare_folders(new, old, exp.strategies, seeds, exp.rounds, ("preset schedule", "new schedule"), ("preset", "new"))
     sp = {s: v.get("spearman") for s, v in res["strategies"].items() if v.get("spearman") is not None}
     if sp:
         lines += ["", "Round-1 Spearman with the oracle's scores (new schedule; round 1 scores come from the warm-up models, as under the preset's): "

@@ -1,0 +1,117 @@
+"""Does training the RSSM's open-loop rollout stop WAV's labels from costing the typical trajectory? (issue 13)
+
+Stops 43-45 measured why WAV's robot labels raise the eval error: its batches are the pool's outlier trajectories
+(on PullCube, ones where the cube travels), and after the refit the prior's open-loop rollout moves the cube on
+typical trajectories too, while the training loss on the warm-up windows stays where it was. DreamerV3's objective
+trains the prior one step at a time (the KL to the posterior); the 31-step rollout that the evaluation measures is
+never trained. `RSSMConfig.openloop_scale` (`wav reproduce robot-acquisition --openloop-scale W`) adds that rollout's
+decoded error to the objective, for every RSSM of the experiment (warm-up fit, refits, ensemble).
+
+This script compares a finished folder run with `--openloop-scale W` with a finished folder of the same pool, warm-up,
+preset and strategies without it, paired over seeds: each strategy's eval error per round (round 0 too: the warm-up
+model changes), wav − X after the last round under each objective, the round-1 Spearman of each, the 2x check (WAV
+after round 1 at or below random after round 2) and the final error per layout group. It fits nothing.
+
+    wav reproduce robot-acquisition --task PullCube --data runs/robot-cpu/PullCube --warmup 50 --seeds 0-4 --preset cpu \\
+        --strategies random,wav,oracle --openloop-scale 1 --jobs 1 --out runs/robot-acq-PullCube-openloop
+    python benchmarks/robot_openloop_loss.py --folder runs/robot-acq-PullCube-openloop --compare runs/robot-acq-PullCube-xeon \\
+        --report benchmarks/results/robot_openloop_loss.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from robot_pool_outliers import append_section  # noqa: E402
+from robot_refit_schedule import compare_folders  # noqa: E402
+
+from wav.experiments.common import read_metrics  # noqa: E402
+from wav.stats import parse_seeds  # noqa: E402
+
+
+def openloop_of(folder: Path, strategy: str, seed: int) -> float:
+    """The open-loop weight a finished run recorded (0 for runs made before the option existed)."""
+    settings = json.loads((folder / "runs" / strategy / f"seed{seed}" / "config.json").read_text())["settings"]
+    return float(settings["domain"].get("rssm_openloop", 0.0))
+
+
+def last_rows(folder: Path, strategy: str, seeds: list[int]) -> list[dict]:
+    return [read_metrics(folder / "runs" / strategy / f"seed{k}")[-1] for k in seeds]
+
+
+def check(new: Path, old: Path, strategies: tuple[str, ...], seeds: list[int]) -> tuple[dict, dict, float]:
+    """Both folders finished on the same pool, warm-up and preset; `new` with an open-loop weight, `old` without."""
+    res = {}
+    for f in (new, old):
+        if not (f / "results.json").is_file():
+            sys.exit(f"error: {f}/results.json: no such file (not a finished robot-acquisition folder)")
+        res[f] = json.loads((f / "results.json").read_text())
+        for s in strategies:
+            for k in seeds:
+                if not (f / "runs" / s / f"seed{k}" / "done").is_file():
+                    sys.exit(f"error: {f}/runs/{s}/seed{k}: run not finished")
+    keys = ("task", "warmup", "preset", "data", "rounds", "budget")
+    a, b = ({k: res[f].get(k) for k in keys} for f in (new, old))
+    if a != b:
+        sys.exit(f"error: {new} and {old} differ in {', '.join(k for k in keys if a[k] != b[k])}: {a} against {b}")
+    weights = {openloop_of(new, s, k) for s in strategies for k in seeds}
+    if len(weights) != 1 or not min(weights) > 0:
+        sys.exit(f"error: {new}: its runs' open-loop weights are {sorted(weights)}, not one weight > 0 (run it with --openloop-scale W)")
+    if any(openloop_of(old, s, k) for s in strategies for k in seeds):
+        sys.exit(f"error: {old}: runs with an open-loop weight; --compare takes a folder of DreamerV3's objective")
+    return res[new], res[old], weights.pop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--folder", required=True, help="a finished robot-acquisition folder run with --openloop-scale W")
+    ap.add_argument("--compare", required=True, help="a finished folder of the same pool, warm-up and preset without it")
+    ap.add_argument("--seeds", default="0-4")
+    ap.add_argument("--strategies", default="random,wav,oracle")
+    ap.add_argument("--report", required=True, help="markdown file; an existing one gets this section appended")
+    args = ap.parse_args()
+    seeds, names = parse_seeds(args.seeds), tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    if "wav" not in names or "random" not in names:
+        sys.exit(f"error: --strategies must include wav and random, got {args.strategies!r}")
+    new, old = Path(args.folder), Path(args.compare)
+    res, base, weight = check(new, old, names, seeds)
+    rounds = int(res["rounds"])
+    command = "python " + " ".join([sys.argv[0].split("/wav/")[-1]] + sys.argv[1:])
+    lines = [f"## {res['task']}, warm-up {res['warmup']}: open-loop weight {weight:g} (`{new}`) against DreamerV3's objective (`{old}`)", "",
+             f"Command: `{command}`  ",
+             f"Machine: {platform.processor() or platform.machine()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; seeds "
+             f"{','.join(map(str, seeds))}; the open-loop runs took {res['wall_seconds'] / 60:.1f} min of jobs' wall with {res['jobs']} jobs, "
+             f"{res['cpu_seconds_per_seed']:.0f} CPU s per seed (DreamerV3's objective: {base['cpu_seconds_per_seed']:.0f}; results.json).", ""]
+    lines += compare_folders(new, old, names, seeds, rounds, ("DreamerV3 objective", f"open-loop weight {weight:g}"),
+                             ("open-loop", "DreamerV3"), first_round=0)
+    lines[lines.index("32-step error on the eval partition (mean over seeds [95% CI]); open-loop − DreamerV3 paired over seeds (t-test p):")] = \
+        "32-step error on the eval partition (mean over seeds [95% CI]; round 0 = the warm-up world model); with − without the open-loop loss, paired over seeds (t-test p):"
+    lines += ["", "Round-1 Spearman with the oracle's scores, the 2x check (WAV after round 1 at or below random after round 2) and the final "
+              "error per layout group (mean over seeds):", "",
+              "| objective | wav Spearman | wav round 1 | random round 2 | 2x | " + " | ".join(f"{s} ee / robot / object" for s in names) + " |",
+              "|---|---|---|---|---|" + "---|" * len(names)]
+    for label, f, r in (("DreamerV3", old, base), (f"open-loop {weight:g}", new, res)):
+        c = r["curves"]
+        r1, r2 = c["wav"]["pred_error"][1], c["random"]["pred_error"][-1]
+        groups = []
+        for s in names:
+            rows = last_rows(f, s, seeds)
+            groups.append(" / ".join(f"{np.mean([row['pred_error_by_group'][g] for row in rows]):.2f}" for g in ("ee", "robot", "object")))
+        lines.append(f"| {label} | {r['strategies']['wav'].get('spearman', float('nan')):.3f} | {r1:.3f} | {r2:.3f} | {'yes' if r1 <= r2 else 'no'} | "
+                     + " | ".join(groups) + " |")
+    append_section(args.report, "An open-loop loss for the RSSM in the whole robot acquisition", "robot_openloop_loss.py", lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
