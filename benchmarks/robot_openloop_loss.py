@@ -49,6 +49,13 @@ def last_rows(folder: Path, strategy: str, seeds: list[int]) -> list[dict]:
     return [read_metrics(folder / "runs" / strategy / f"seed{k}")[-1] for k in seeds]
 
 
+def cost(res: dict, strategies) -> float:
+    """Mean seconds per seed of the seed-set world model and inverse fits and the runs of `strategies` (results.json)."""
+    per = [sum(j["fit_seconds"].get(p, 0.0) for p in ("world_model", "inverse")) + sum(j["run_seconds"].get(s, 0.0) for s in strategies)
+           for j in res["job_seconds"]]
+    return float(np.mean(per))
+
+
 def check(new: Path, old: Path, strategies: tuple[str, ...], seeds: list[int]) -> tuple[dict, dict, float]:
     """Both folders finished on the same pool, warm-up and preset; `new` with an open-loop weight, `old` without."""
     res = {}
@@ -64,6 +71,9 @@ def check(new: Path, old: Path, strategies: tuple[str, ...], seeds: list[int]) -
     a, b = ({k: res[f].get(k) for k in keys} for f in (new, old))
     if a != b:
         sys.exit(f"error: {new} and {old} differ in {', '.join(k for k in keys if a[k] != b[k])}: {a} against {b}")
+    sha = [json.loads((f / "runs" / "wav" / f"seed{seeds[0]}" / "config.json").read_text())["settings"]["data_sha1"] for f in (new, old)]
+    if sha[0] != sha[1]:
+        sys.exit(f"error: {new} and {old} ran on pool files of different content (data_sha1 {sha[0]} against {sha[1]})")
     weights = {openloop_of(new, s, k) for s in strategies for k in seeds}
     if len(weights) != 1 or not min(weights) > 0:
         sys.exit(f"error: {new}: its runs' open-loop weights are {sorted(weights)}, not one weight > 0 (run it with --openloop-scale W)")
@@ -90,12 +100,12 @@ def main() -> None:
     lines = [f"## {res['task']}, warm-up {res['warmup']}: open-loop weight {weight:g} (`{new}`) against DreamerV3's objective (`{old}`)", "",
              f"Command: `{command}`  ",
              f"Machine: {platform.processor() or platform.machine()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; seeds "
-             f"{','.join(map(str, seeds))}; the open-loop runs took {res['wall_seconds'] / 60:.1f} min of jobs' wall with {res['jobs']} jobs, "
-             f"{res['cpu_seconds_per_seed']:.0f} CPU s per seed (DreamerV3's objective: {base['cpu_seconds_per_seed']:.0f}; results.json).", ""]
-    lines += compare_folders(new, old, names, seeds, rounds, ("DreamerV3 objective", f"open-loop weight {weight:g}"),
-                             ("open-loop", "DreamerV3"), first_round=0)
-    lines[lines.index("32-step error on the eval partition (mean over seeds [95% CI]); open-loop − DreamerV3 paired over seeds (t-test p):")] = \
-        "32-step error on the eval partition (mean over seeds [95% CI]; round 0 = the warm-up world model); with − without the open-loop loss, paired over seeds (t-test p):"
+             f"{','.join(map(str, seeds))}; the open-loop folder took {res['wall_seconds'] / 60:.1f} min of jobs' wall with {res['jobs']} jobs. "
+             f"World model and inverse fits plus the runs of {', '.join(names)}: {cost(res, names):.0f} s of one core per seed with the "
+             f"open-loop loss, {cost(base, names):.0f} without (results.json).", ""]
+    lines += compare_folders(new, old, names, seeds, rounds, ("DreamerV3 objective", f"open-loop weight {weight:g}"), ("DreamerV3", "open-loop"),
+                             first_round=0, caption="32-step error on the eval partition (mean over seeds [95% CI]; round 0 = the warm-up world "
+                             "model); with − without the open-loop loss, paired over seeds (t-test p):")
     lines += ["", "Round-1 Spearman with the oracle's scores, the 2x check (WAV after round 1 at or below random after round 2) and the final "
               "error per layout group (mean over seeds):", "",
               "| objective | wav Spearman | wav round 1 | random round 2 | 2x | " + " | ".join(f"{s} ee / robot / object" for s in names) + " |",

@@ -52,13 +52,13 @@ class RefitScheduleExperiment(RobotAcquisitionExperiment):
 
 
 def compare_folders(new: Path, old: Path, strategies, seeds: list[int], rounds: int, names: tuple[str, str],
-                    short: tuple[str, str] | None = None, first_round: int = 1) -> list[str]:
+                    short: tuple[str, str] | None = None, first_round: int = 1, caption: str = "") -> list[str]:
     """Two finished robot-acquisition folders of one pool: each strategy's eval error per round under both (paired over
     seeds), and wav − X after the last round in each. `names` = (old, new) as the column headers call them, `short` as
-    the difference's header does (default `names`)."""
+    the difference's header does (default `names`); `caption` replaces the first table's default caption."""
     a, b = short or names
     err = {(f, s, r): [recorded_round(f, s, k, r) for k in seeds] for f in (new, old) for s in strategies for r in range(first_round, rounds + 1)}
-    lines = [f"32-step error on the eval partition (mean over seeds [95% CI]); {b} − {a} paired over seeds (t-test p):", "",
+    lines = [caption or f"32-step error on the eval partition (mean over seeds [95% CI]); {b} − {a} paired over seeds (t-test p):", "",
              f"| strategy | round | {names[0]} | {names[1]} | {b} − {a} |", "|---|---|---|---|---|"]
     for s in strategies:
         for r in range(first_round, rounds + 1):

@@ -4,7 +4,8 @@ action moves, 36 noise-driven distractors).
 
     WAV_THREADS=1 nice -n 5 python benchmarks/rssm.py --out benchmarks/results/rssm.md
 
-1. One RSSM update (16 windows x 32 steps, Adam, clip) at `debug`, `cpu`, `cpu` with a 5-member ensemble,
+1. One RSSM update (16 windows x 32 steps, Adam, clip) at `debug`, `cpu`, `cpu` with the open-loop loss
+   (`openloop_scale`), `cpu` with a 5-member ensemble,
    `paper` (3 updates) and `paper` with 6-channel 64x64 images (2 updates), each in its own process so
    that its peak resident memory is its own. Target: `cpu` <= 60 ms on 2 cores.
 2. Open-loop error (posterior on frame 1, prior rolled 31 steps with the true actions, squared error in
@@ -148,7 +149,7 @@ def main() -> None:
     set_threads()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     timings = []
-    for name, n in (("debug", 30), ("cpu", 30), ("cpu:members=5", 20), ("paper", 3), ("paper:image_channels=6", 2)):
+    for name, n in (("debug", 30), ("cpu", 30), ("cpu:openloop_scale=1", 30), ("cpu:members=5", 20), ("paper", 3), ("paper:image_channels=6", 2)):
         out = subprocess.run([sys.executable, __file__, "--one", name, "--n", str(n)], capture_output=True, text=True, check=True)
         timings.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(timings[-1], flush=True)
