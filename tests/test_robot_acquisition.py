@@ -274,6 +274,22 @@ def test_cli_debug_run_writes_records_and_json(tmp_path, capsys):
     assert again["wall_seconds"] == results["wall_seconds"]
 
 
+def test_cli_openloop_scale_is_recorded_and_reported(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    from wav.experiments.robot_acquisition import load_world_model
+
+    write_pool(tmp_path / "pool.hdf5")
+    out = tmp_path / "out"
+    rc, _, err = cli(["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(tmp_path), "--warmup", "4", "--seeds", "0",
+                      "--strategies", "random", "--preset", "debug", "--jobs", "1", "--openloop-scale", "0.5", "--out", str(out), "--json"], capsys)
+    assert rc == 0, err
+    run = out / "runs" / "random" / "seed0"
+    assert json.loads((run / "config.json").read_text())["settings"]["domain"]["rssm_openloop"] == 0.5
+    assert load_world_model(run / "world_model.pt")[0].rssm.cfg.openloop_scale == 0.5
+    assert json.loads((out / "results.json").read_text())["openloop_scale"] == 0.5
+    assert "open-loop loss at weight 0.5" in (out / "table.md").read_text()
+
+
 def test_two_jobs_give_the_runs_of_one_job(tmp_path, capsys):
     """The seed-set fits and the (strategy, seed) runs go to parallel workers in two waves: the schedule and the job
     count change no metric, and the timings are still gathered per seed (every fit and run of it)."""

@@ -525,7 +525,7 @@ def report(exp: RobotAcquisitionExperiment) -> dict:
         curves[s] = {"labels": [labels[r] for r in rounds], "acquired": [labels[r] - labels[rounds[0]] for r in rounds],
                      "pred_error": [m for m, _, _ in stats], "ci": [[lo, hi] for _, lo, hi in stats]}
     results = {"task": exp.task, "warmup": exp.warmup, "preset": exp.preset, "n_seeds": len({k for by in rows.values() for k in by}), "rounds": exp.rounds, "error_scale": exp.error_scale,
-               "score_space": exp.score_space,
+               "score_space": exp.score_space, **({"openloop_scale": exp.openloop_scale} if exp.openloop_scale else {}),
                "budget": exp.protocol.budget, "data": str(pool_file(exp.data)), "strategies": strategies, "paired_wav_minus": paired,
                "curves": curves, "sample_efficiency": sample_efficiency(curves)}
     return write_report(exp.out, results, markdown_table, plot)
@@ -539,7 +539,8 @@ def markdown_table(results: dict) -> str:
              f"{results['n_seeds']} seeds, preset `{results['preset']}`: mean [95% CI]. Error = 32-step open-loop squared error on the eval "
              f"partition, standardised by the {'warm-up and explore states' if results.get('error_scale') == 'pooled' else 'warm-up set'} "
              "(after the last round); Spearman/Kendall = round-1 scores vs the oracle error."
-             + (" wav, wav-dense and ensemble score in the RSSM's latent feature space (`--score-space latent`)." if results.get("score_space") == "latent" else ""),
+             + (" wav, wav-dense and ensemble score in the RSSM's latent feature space (`--score-space latent`)." if results.get("score_space") == "latent" else "")
+             + (f" Every RSSM trains with the open-loop loss at weight {results['openloop_scale']:g} (`--openloop-scale`)." if results.get("openloop_scale") else ""),
              "", "| strategy | reads candidate actions | error ↓ | error after round 1 | ee / robot / object error | Spearman ↑ | Kendall ↑ | wav − X error (p) | published error (image units) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s, e in results["strategies"].items():
