@@ -82,6 +82,33 @@ def check(new: Path, old: Path, strategies: tuple[str, ...], seeds: list[int]) -
     return res[new], res[old], weights.pop()
 
 
+def figure(new: Path, old: Path, strategies, seeds: list[int], rounds: int, weight: float, task: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from robot_label_interference import recorded_round
+    from wav.stats import mean_ci
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colors = dict(zip(strategies, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    x = np.arange(rounds + 1)
+    for f, style, label in ((old, "--", "DreamerV3 objective"), (new, "-", f"open-loop weight {weight:g}")):
+        for s in strategies:
+            stats = np.array([mean_ci([recorded_round(f, s, k, r) for k in seeds]) for r in x])
+            ax.plot(x, stats[:, 0], style, color=colors[s], marker="o", label=f"{s}, {label}")
+            ax.fill_between(x, stats[:, 1], stats[:, 2], color=colors[s], alpha=0.08)
+    ax.set_xticks(x)
+    ax.set_xlabel("acquisition round (0 = warm-up world model)")
+    ax.set_ylabel("32-step eval error (warm-up stds²)")
+    ax.set_title(f"{task}: with and without the RSSM's open-loop loss, {len(seeds)} seeds")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--folder", required=True, help="a finished robot-acquisition folder run with --openloop-scale W")
@@ -89,6 +116,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0-4")
     ap.add_argument("--strategies", default="random,wav,oracle")
     ap.add_argument("--report", required=True, help="markdown file; an existing one gets this section appended")
+    ap.add_argument("--figure", default=None, help="PNG: each strategy's error per round under both objectives (mean and 95%% CI over seeds)")
     args = ap.parse_args()
     seeds, names = parse_seeds(args.seeds), tuple(s.strip() for s in args.strategies.split(",") if s.strip())
     if "wav" not in names or "random" not in names:
@@ -119,6 +147,9 @@ def main() -> None:
             groups.append(" / ".join(f"{np.mean([row['pred_error_by_group'][g] for row in rows]):.2f}" for g in ("ee", "robot", "object")))
         lines.append(f"| {label} | {r['strategies']['wav'].get('spearman', float('nan')):.3f} | {r1:.3f} | {r2:.3f} | {'yes' if r1 <= r2 else 'no'} | "
                      + " | ".join(groups) + " |")
+    if args.figure:
+        figure(new, old, names, seeds, rounds, weight, res["task"], args.figure)
+        lines += ["", f"Figure: `{args.figure}`."]
     append_section(args.report, "An open-loop loss for the RSSM in the whole robot acquisition", "robot_openloop_loss.py", lines)
     print("\n".join(lines))
 
