@@ -49,11 +49,15 @@ def last_rows(folder: Path, strategy: str, seeds: list[int]) -> list[dict]:
     return [read_metrics(folder / "runs" / strategy / f"seed{k}")[-1] for k in seeds]
 
 
-def cost(res: dict, strategies) -> float:
-    """Mean seconds per seed of the seed-set world model and inverse fits and the runs of `strategies` (results.json)."""
-    per = [sum(j["fit_seconds"].get(p, 0.0) for p in ("world_model", "inverse")) + sum(j["run_seconds"].get(s, 0.0) for s in strategies)
-           for j in res["job_seconds"]]
-    return float(np.mean(per))
+def cost(res: dict, strategies) -> str:
+    """Mean seconds per seed of the seed-set fits `strategies` need and their runs (results.json); a
+    folder resumed with more strategies keeps only its last invocation's timings, so the others may be missing."""
+    jobs = res.get("job_seconds", [])
+    if not jobs or any(s not in j["run_seconds"] for j in jobs for s in strategies):
+        return "not recorded for every strategy (a later resume of the folder replaced its timings)"
+    parts = ["world_model"] + [p for s, p in (("wav", "inverse"), ("wav-dense", "dense_inverse"), ("ensemble", "ensemble")) if s in strategies]
+    per = [sum(j["fit_seconds"].get(p, 0.0) for p in parts) + sum(j["run_seconds"][s] for s in strategies) for j in jobs]
+    return f"{np.mean(per):.0f} s of one core per seed"
 
 
 def check(new: Path, old: Path, strategies: tuple[str, ...], seeds: list[int]) -> tuple[dict, dict, float]:
@@ -125,12 +129,13 @@ def main() -> None:
     res, base, weight = check(new, old, names, seeds)
     rounds = int(res["rounds"])
     command = "python " + " ".join([sys.argv[0].split("/wav/")[-1]] + sys.argv[1:])
-    lines = [f"## {res['task']}, warm-up {res['warmup']}: open-loop weight {weight:g} (`{new}`) against DreamerV3's objective (`{old}`)", "",
+    which = "" if names == ("random", "wav", "oracle") else f", {', '.join(names)}"
+    lines = [f"## {res['task']}, warm-up {res['warmup']}{which}: open-loop weight {weight:g} (`{new}`) against DreamerV3's objective (`{old}`)", "",
              f"Command: `{command}`  ",
              f"Machine: {platform.processor() or platform.machine()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; seeds "
-             f"{','.join(map(str, seeds))}; the open-loop folder took {res['wall_seconds'] / 60:.1f} min of jobs' wall with {res['jobs']} jobs. "
-             f"World model and inverse fits plus the runs of {', '.join(names)}: {cost(res, names):.0f} s of one core per seed with the "
-             f"open-loop loss, {cost(base, names):.0f} without (results.json).", ""]
+             f"{','.join(map(str, seeds))}; the open-loop folder's last invocation took {res['wall_seconds'] / 60:.1f} min of jobs' wall with {res['jobs']} jobs. "
+             f"Seed-set fits plus the runs of {', '.join(names)}: {cost(res, names)} with the open-loop loss, "
+             f"{cost(base, names)} without (results.json).", ""]
     lines += compare_folders(new, old, names, seeds, rounds, ("DreamerV3 objective", f"open-loop weight {weight:g}"), ("DreamerV3", "open-loop"),
                              first_round=0, caption="32-step error on the eval partition (mean over seeds [95% CI]; round 0 = the warm-up world "
                              "model); with − without the open-loop loss, paired over seeds (t-test p):")
