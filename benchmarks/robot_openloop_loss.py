@@ -32,11 +32,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from robot_label_interference import recorded_round  # noqa: E402
 from robot_pool_outliers import append_section  # noqa: E402
 from robot_refit_schedule import compare_folders  # noqa: E402
 
 from wav.experiments.common import read_metrics  # noqa: E402
-from wav.stats import parse_seeds  # noqa: E402
+from wav.stats import mean_ci, parse_seeds  # noqa: E402
 
 
 def openloop_of(folder: Path, strategy: str, seed: int) -> float:
@@ -91,9 +92,6 @@ def figure(new: Path, old: Path, strategies, seeds: list[int], rounds: int, weig
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from robot_label_interference import recorded_round
-    from wav.stats import mean_ci
 
     fig, ax = plt.subplots(figsize=(6, 4))
     colors = dict(zip(strategies, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
