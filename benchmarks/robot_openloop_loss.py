@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from robot_label_interference import recorded_round  # noqa: E402
 from robot_pool_outliers import append_section  # noqa: E402
-from robot_refit_schedule import compare_folders  # noqa: E402
+from robot_refit_schedule import compare_folders, finished_folder  # noqa: E402
 
 from wav.experiments.common import read_metrics  # noqa: E402
 from wav.stats import mean_ci, parse_seeds  # noqa: E402
@@ -63,15 +63,7 @@ def cost(res: dict, strategies) -> str:
 
 def check(new: Path, old: Path, strategies: tuple[str, ...], seeds: list[int]) -> tuple[dict, dict, float]:
     """Both folders finished on the same pool, warm-up and preset; `new` with an open-loop weight, `old` without."""
-    res = {}
-    for f in (new, old):
-        if not (f / "results.json").is_file():
-            sys.exit(f"error: {f}/results.json: no such file (not a finished robot-acquisition folder)")
-        res[f] = json.loads((f / "results.json").read_text())
-        for s in strategies:
-            for k in seeds:
-                if not (f / "runs" / s / f"seed{k}" / "done").is_file():
-                    sys.exit(f"error: {f}/runs/{s}/seed{k}: run not finished")
+    res = {f: finished_folder(f, strategies, seeds) for f in (new, old)}
     keys = ("task", "warmup", "preset", "data", "rounds", "budget")
     a, b = ({k: res[f].get(k) for k in keys} for f in (new, old))
     if a != b:

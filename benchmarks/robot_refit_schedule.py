@@ -51,6 +51,17 @@ class RefitScheduleExperiment(RobotAcquisitionExperiment):
         return replace(super().round, refit=replace(self.preset_refit, epochs=self.refit_epochs, lr=self.refit_lr))
 
 
+def finished_folder(folder: Path, strategies, seeds: list[int]) -> dict:
+    """results.json of a robot-acquisition folder whose (strategy, seed) runs are all finished; else a one-line exit."""
+    if not (folder / "results.json").is_file():
+        sys.exit(f"error: {folder}/results.json: no such file (not a finished robot-acquisition folder)")
+    for s in strategies:
+        for k in seeds:
+            if not (folder / "runs" / s / f"seed{k}" / "done").is_file():
+                sys.exit(f"error: {folder}/runs/{s}/seed{k}: run not finished")
+    return json.loads((folder / "results.json").read_text())
+
+
 def compare_folders(new: Path, old: Path, strategies, seeds: list[int], rounds: int, names: tuple[str, str],
                     short: tuple[str, str] | None = None, first_round: int = 1, caption: str = "") -> list[str]:
     """Two finished robot-acquisition folders of one pool: each strategy's eval error per round under both (paired over
@@ -118,15 +129,9 @@ def main() -> None:
         sys.exit(f"error: --refit-epochs must be >= 1 and --refit-lr in (0, 1), got {args.refit_epochs} and {args.refit_lr}")
     if "wav" not in names:
         sys.exit(f"error: --strategies must include wav, got {args.strategies!r}")
-    if not (folder / "results.json").is_file():
-        sys.exit(f"error: {folder}/results.json: no such file (not a finished robot-acquisition folder)")
-    old = json.loads((folder / "results.json").read_text())
+    old = finished_folder(folder, names, seeds)
     if (old["task"], int(old["warmup"]), old["preset"]) != (args.task, args.warmup, args.preset):
         sys.exit(f"error: {folder}: task {old['task']}, warm-up {old['warmup']}, preset {old['preset']}, not {args.task}, {args.warmup}, {args.preset}")
-    for s in names:
-        for k in seeds:
-            if not (folder / "runs" / s / f"seed{k}" / "done").is_file():
-                sys.exit(f"error: {folder}/runs/{s}/seed{k}: run not finished")
     recorded = json.loads((folder / "runs" / "wav" / f"seed{seeds[0]}" / "config.json").read_text())["data"]
     if Path(recorded).resolve() != pool_file(args.data).resolve():
         sys.exit(f"error: {folder} ran on {recorded}, not {pool_file(args.data)}")

@@ -363,13 +363,8 @@ class RSSM(nn.Module):
         t = batch.states.shape[1]
         if t < 2:
             return h0.new_zeros(self.cfg.members)
-        a_term = self.img_a(self._members(batch.actions[:, :-1].float()))  # (B, T-1, M, hidden)
-        h, z, feats = h0, z0, []
-        for k in range(t - 1):
-            h = self.img_step(h, z, a_term[:, k])
-            z = self.sample(self.prior(h), None)
-            feats.append(self.features(h, z))
-        err = ((self.decoder(torch.stack(feats, 1)) - symlog(batch.states[:, 1:].float())[:, :, None]) ** 2).sum(-1)  # (B, T-1, M)
+        feats = self.imagine_features((h0, z0), batch.actions[:, :-1])  # (B, T-1, M, feat)
+        err = ((self.decoder(feats) - symlog(batch.states[:, 1:].float())[:, :, None]) ** 2).sum(-1)  # (B, T-1, M)
         keep = torch.cumprod((~batch.is_first[:, 1:]).float(), 1)  # 1 until the window enters the next episode
         return (err * keep[..., None]).sum((0, 1)) / keep.sum().clamp_min(1.0)
 
