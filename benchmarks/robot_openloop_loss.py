@@ -52,7 +52,7 @@ def last_rows(folder: Path, strategy: str, seeds: list[int]) -> list[dict]:
 
 def cost(res: dict, strategies) -> str:
     """Mean seconds per seed of the seed-set fits `strategies` need and their runs (results.json); a
-    folder resumed with more strategies keeps only its last invocation's timings, so the others may be missing."""
+    folder resumed with more strategies by older code kept only its last invocation's timings, so some may be missing."""
     jobs = res.get("job_seconds", [])
     if not jobs or any(s not in j["run_seconds"] for j in jobs for s in strategies):
         return "not recorded for every strategy (a later resume of the folder replaced its timings)"

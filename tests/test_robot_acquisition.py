@@ -438,3 +438,20 @@ def test_quaternion_features_are_made_sign_continuous():
         np.testing.assert_allclose(out[:, sl], q, atol=1e-6)  # continuous, first frame's largest component > 0
     np.testing.assert_array_equal(out[:, :3], states[:, :3])  # other features untouched
     assert TrajectorySet.of([(states, np.zeros((19, 7), np.float32))], layout).trajectories[0][0][5, 3] == out[5, 3]
+
+
+def test_merge_seconds_keeps_an_earlier_invocations_runs_of_a_seed_it_reruns():
+    """A resume that adds a strategy reruns the seed's seed-set fit: the merged row keeps the first invocation's
+    runs and counts the world model's fit once; a forced rerun of a strategy replaces its seconds."""
+    from wav.experiments.robot_acquisition import merge_seconds
+
+    first = [{"seed": 0, "seconds": 100.0, "fit_seconds": {"world_model": 40.0}, "run_seconds": {"random": 30.0, "wav": 30.0}, "peak_rss_mb": 500.0},
+             {"seed": 1, "seconds": 90.0, "fit_seconds": {"world_model": 30.0}, "run_seconds": {"random": 30.0, "wav": 30.0}, "peak_rss_mb": 400.0}]
+    second = [{"seed": 0, "seconds": 110.0, "fit_seconds": {"world_model": 45.0, "ensemble": 25.0}, "run_seconds": {"ensemble": 40.0}, "peak_rss_mb": 600.0}]
+    merged = merge_seconds(first, second)
+    assert merged[1] == first[1]
+    assert merged[0] == {"seed": 0, "seconds": 165.0, "fit_seconds": {"world_model": 40.0, "ensemble": 25.0},
+                         "run_seconds": {"random": 30.0, "wav": 30.0, "ensemble": 40.0}, "peak_rss_mb": 600.0}
+    forced = merge_seconds(first[:1], [{"seed": 0, "seconds": 75.0, "fit_seconds": {"world_model": 40.0}, "run_seconds": {"wav": 35.0}, "peak_rss_mb": 1.0}])
+    assert forced[0]["seconds"] == 105.0 and forced[0]["run_seconds"] == {"random": 30.0, "wav": 35.0}
+    assert merge_seconds([], second) == second

@@ -322,6 +322,24 @@ def per_seed_seconds(jobs: list[dict]) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
+def merge_seconds(before: list[dict], now: list[dict]) -> list[dict]:
+    """Per-seed timings of an earlier invocation merged with this one's. A resume that reruns a seed (a strategy
+    added to the folder) keeps the earlier runs' seconds; a seed-set part fit again only because the new run
+    needs it is not a cost of the experiment, so its second fit's seconds are not added twice; a run done again
+    (`--force`) replaces its earlier seconds."""
+    rows = {j["seed"]: j for j in before}
+    for j in now:
+        old = rows.get(j["seed"])
+        if old is None:
+            rows[j["seed"]] = j
+            continue
+        again = sum(v for p, v in j["fit_seconds"].items() if p in old["fit_seconds"]) + sum(v for s, v in old["run_seconds"].items() if s in j["run_seconds"])
+        rows[j["seed"]] = {"seed": j["seed"], "seconds": old["seconds"] + j["seconds"] - again,
+                           "fit_seconds": {**j["fit_seconds"], **old["fit_seconds"]}, "run_seconds": {**old["run_seconds"], **j["run_seconds"]},
+                           "peak_rss_mb": max(old["peak_rss_mb"], j["peak_rss_mb"])}
+    return [rows[k] for k in sorted(rows)]
+
+
 def check(exp: RobotAcquisitionExperiment) -> str:
     """Every bad input refused in one line before any work (strategies, the pool file, finished runs with other
     settings); returns the pool file's digest."""
@@ -373,17 +391,15 @@ def run(exp: RobotAcquisitionExperiment, progress: bool = True, digest: str | No
     wall = time.perf_counter() - t0
     before = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     results = report(exp)
-    # a resume keeps what earlier invocations measured of the seeds it did not rerun (timings, inverse diagnostics)
-    ran = set(todo)
-    kept = [j for j in before.get("job_seconds", []) if j.get("seed") not in ran and j.get("seed") in exp.seeds]
-    job_seconds = kept + per_seed_seconds(fits + runs)
+    # a resume keeps what earlier invocations measured (timings, inverse diagnostics), merged per seed with what it reran
+    job_seconds = merge_seconds([j for j in before.get("job_seconds", []) if j.get("seed") in exp.seeds], per_seed_seconds(fits + runs))
     results["seconds_per_seed"] = wall / len(todo) if todo else before.get("seconds_per_seed", 0.0)
     results["cpu_seconds_per_seed"] = float(np.mean([j["seconds"] for j in job_seconds])) if job_seconds else 0.0
     results["wall_seconds"] = wall if todo else before.get("wall_seconds", wall)  # a run of nothing keeps what was measured
     results["jobs"] = exp.jobs if todo else before.get("jobs", exp.jobs)
     if not todo and "wave_seconds" in before:
         results["wave_seconds"] = before["wave_seconds"]
-    results["job_seconds"] = sorted(job_seconds, key=lambda j: j["seed"])
+    results["job_seconds"] = job_seconds
     results["inverse_eval"] = {k: v for k, v in before.get("inverse_eval", {}).items() if int(k) in exp.seeds}  # a seed's fits are the same in every invocation
     for j in runs:
         results["inverse_eval"].setdefault(str(j["seed"]), {}).update(j["inverse_eval"])
