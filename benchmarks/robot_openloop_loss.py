@@ -85,7 +85,7 @@ def figure(new: Path, old: Path, strategies, seeds: list[int], rounds: int, weig
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6 + 0.4 * len(strategies), 4))
     colors = dict(zip(strategies, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     x = np.arange(rounds + 1)
     for f, style, label in ((old, "--", "DreamerV3 objective"), (new, "-", f"open-loop weight {weight:g}")):
@@ -97,7 +97,7 @@ def figure(new: Path, old: Path, strategies, seeds: list[int], rounds: int, weig
     ax.set_xlabel("acquisition round (0 = warm-up world model)")
     ax.set_ylabel("32-step eval error (warm-up stds²)")
     ax.set_title(f"{task}: with and without the RSSM's open-loop loss, {len(seeds)} seeds")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: with six strategies it hides the curves
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
