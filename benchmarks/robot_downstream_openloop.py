@@ -53,6 +53,11 @@ def seed_rewards(folder: Path, name: str, seeds: list[int], key: str = "reward")
     return [float(np.mean([e[key] for e in ep])) for ep in eps], [[e[key] for e in ep] for ep in eps]
 
 
+def heldout_auc(folder: Path, name: str, seeds: list[int]) -> float:
+    """Mean over seeds of the reward model's held-out AUC, expert against learner trajectories (the run's fit record)."""
+    return float(np.mean([_episodes(folder / "runs" / name / f"seed{k}")[1]["reward_heldout_trajectory"]["auc"] for k in seeds]))
+
+
 def acquisition_error(world_model: str) -> float:
     """The final 32-step eval error the world model's acquisition run recorded (its run folder's last row)."""
     return float(read_metrics(Path(world_model).parent)[-1]["pred_error"])
@@ -86,8 +91,8 @@ def section(new: Path, old: Path, strategies: list[str], seeds: list[int], cmd: 
     base = seed_rewards(new, BASE, seeds)[0]
     success = lambda f, n: float(np.mean(seed_rewards(f, n, seeds, "success")[0]))  # noqa: E731
     lines = [f"Base policy: reward {np.mean(base):.2f} (per seed {', '.join(f'{r:.2f}' for r in base)}), success {success(new, BASE):.2f}.", "",
-             "| strategy | 32-step eval error: open-loop / DreamerV3 | success: open-loop / DreamerV3 | reward, open-loop world model [95% CI] | reward, DreamerV3 world model | open-loop − DreamerV3 (p) | open-loop − base (p) | DreamerV3 − base (p) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| strategy | 32-step eval error: open-loop / DreamerV3 | success: open-loop / DreamerV3 | reward model's held-out AUC: open-loop / DreamerV3 | reward, open-loop world model [95% CI] | reward, DreamerV3 world model | open-loop − DreamerV3 (p) | open-loop − base (p) | DreamerV3 − base (p) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     data = {"base": base, "strategies": {}}
     for s in strategies:
         r_new, r_old = seed_rewards(new, s, seeds)[0], seed_rewards(old, s, seeds)[0]
@@ -96,7 +101,7 @@ def section(new: Path, old: Path, strategies: list[str], seeds: list[int], cmd: 
         d = {"new_minus_old": paired_difference(r_new, r_old), "new_minus_base": paired_difference(r_new, base),
              "old_minus_base": paired_difference(r_old, base)}
         data["strategies"][s] = {"reward_openloop": r_new, "reward_dreamerv3": r_old, "error_openloop": err[0], "error_dreamerv3": err[1], **d}
-        lines.append(f"| {s} | {np.mean(err[0]):.3f} / {np.mean(err[1]):.3f} | {success(new, s):.2f} / {success(old, s):.2f} | {m:.2f} [{lo:.2f}, {hi:.2f}] | {np.mean(r_old):.2f} | "
+        lines.append(f"| {s} | {np.mean(err[0]):.3f} / {np.mean(err[1]):.3f} | {success(new, s):.2f} / {success(old, s):.2f} | {heldout_auc(new, s, seeds):.2f} / {heldout_auc(old, s, seeds):.2f} | {m:.2f} [{lo:.2f}, {hi:.2f}] | {np.mean(r_old):.2f} | "
                      f"{fmt_diff(d['new_minus_old'])} | {fmt_diff(d['new_minus_base'])} | {fmt_diff(d['old_minus_base'])} |")
     if "wav" in strategies:
         rivals = [s for s in strategies if s not in ("wav", "oracle")]
