@@ -455,3 +455,5 @@ def test_merge_seconds_keeps_an_earlier_invocations_runs_of_a_seed_it_reruns():
     forced = merge_seconds(first[:1], [{"seed": 0, "seconds": 75.0, "fit_seconds": {"world_model": 40.0}, "run_seconds": {"wav": 35.0}, "peak_rss_mb": 1.0}])
     assert forced[0]["seconds"] == 105.0 and forced[0]["run_seconds"] == {"random": 30.0, "wav": 35.0}
     assert merge_seconds([], second) == second
+    redone = [{"seed": 0, "seconds": 80.0, "fit_seconds": {"world_model": 20.0}, "run_seconds": {"random": 30.0, "wav": 30.0}, "peak_rss_mb": 1.0}]
+    assert merge_seconds(first[:1], redone) == redone

@@ -326,11 +326,11 @@ def merge_seconds(before: list[dict], now: list[dict]) -> list[dict]:
     """Per-seed timings of an earlier invocation merged with this one's. A resume that reruns a seed (a strategy
     added to the folder) keeps the earlier runs' seconds; a seed-set part fit again only because the new run
     needs it is not a cost of the experiment, so its second fit's seconds are not added twice; a run done again
-    (`--force`) replaces its earlier seconds."""
+    (`--force`) replaces its earlier seconds, and a seed whose every run was done again replaces its whole row."""
     rows = {j["seed"]: j for j in before}
     for j in now:
         old = rows.get(j["seed"])
-        if old is None:
+        if old is None or set(old["run_seconds"]) <= set(j["run_seconds"]):  # new, or every earlier run of it redone
             rows[j["seed"]] = j
             continue
         again = sum(v for p, v in j["fit_seconds"].items() if p in old["fit_seconds"]) + sum(v for s, v in old["run_seconds"].items() if s in j["run_seconds"])
