@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from robot_openloop_loss import run_openloop  # noqa: E402
 from robot_pool_outliers import append_section  # noqa: E402
 
 from wav.experiments.common import read_metrics  # noqa: E402
@@ -63,11 +64,6 @@ def acquisition_error(world_model: str) -> float:
     return float(read_metrics(Path(world_model).parent)[-1]["pred_error"])
 
 
-def openloop_weight(world_model: str) -> float:
-    settings = json.loads((Path(world_model).parent / "config.json").read_text())["settings"]
-    return float(settings["domain"].get("rssm_openloop", 0.0))
-
-
 def check(new: Path, old: Path, strategies: list[str], seeds: list[int]) -> None:
     """Same task, base policy, episodes, env seeds, preset and pool; `new` planned with open-loop-trained world
     models, `old` with DreamerV3's; the base policy's episodes identical."""
@@ -77,7 +73,7 @@ def check(new: Path, old: Path, strategies: list[str], seeds: list[int]) -> None
             diff = [f for f in SAME + (("data_sha1",) if name != BASE else ()) if a.get(f) != b.get(f)]
             if diff:
                 sys.exit(f"error: {new} and {old} differ in {', '.join(diff)} for runs/{name}/seed{k}")
-            if name != BASE and not (openloop_weight(a["world_model"]) > 0 and openloop_weight(b["world_model"]) == 0):
+            if name != BASE and not (run_openloop(Path(a["world_model"]).parent) > 0 and run_openloop(Path(b["world_model"]).parent) == 0):
                 sys.exit(f"error: runs/{name}/seed{k}: {new} must plan with open-loop-trained world models and {old} without")
     if seed_rewards(new, BASE, seeds)[1] != seed_rewards(old, BASE, seeds)[1]:
         sys.exit(f"error: the base policy's episodes differ between {new} and {old}")

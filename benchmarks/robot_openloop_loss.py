@@ -36,14 +36,20 @@ from robot_label_interference import recorded_round  # noqa: E402
 from robot_pool_outliers import append_section  # noqa: E402
 from robot_refit_schedule import compare_folders, finished_folder  # noqa: E402
 
+from wav.acquire import make_strategy  # noqa: E402
 from wav.experiments.common import read_metrics  # noqa: E402
+from wav.loop import shared_parts  # noqa: E402
 from wav.stats import mean_ci, parse_seeds  # noqa: E402
 
 
-def openloop_of(folder: Path, strategy: str, seed: int) -> float:
-    """The open-loop weight a finished run recorded (0 for runs made before the option existed)."""
-    settings = json.loads((folder / "runs" / strategy / f"seed{seed}" / "config.json").read_text())["settings"]
+def run_openloop(run: Path) -> float:
+    """The open-loop weight a finished acquisition run (its run folder) recorded (0 for runs made before the option existed)."""
+    settings = json.loads((Path(run) / "config.json").read_text())["settings"]
     return float(settings["domain"].get("rssm_openloop", 0.0))
+
+
+def openloop_of(folder: Path, strategy: str, seed: int) -> float:
+    return run_openloop(folder / "runs" / strategy / f"seed{seed}")
 
 
 def last_rows(folder: Path, strategy: str, seeds: list[int]) -> list[dict]:
@@ -56,7 +62,7 @@ def cost(res: dict, strategies) -> str:
     jobs = res.get("job_seconds", [])
     if not jobs or any(s not in j["run_seconds"] for j in jobs for s in strategies):
         return "not recorded for every strategy (a later resume of the folder replaced its timings)"
-    parts = ["world_model"] + [p for s, p in (("wav", "inverse"), ("wav-dense", "dense_inverse"), ("ensemble", "ensemble")) if s in strategies]
+    parts = shared_parts([make_strategy(s) for s in strategies])
     per = [sum(j["fit_seconds"].get(p, 0.0) for p in parts) + sum(j["run_seconds"][s] for s in strategies) for j in jobs]
     return f"{np.mean(per):.0f} s of one core per seed"
 
