@@ -53,7 +53,7 @@ def summarise(rows: list[dict], episodes: list[dict]) -> dict:
     keys += [k for k in ("replay_state_diff", "replay_objective_diff") if rows and k in rows[0]]
     if rows and "task_reward_base" in rows[0]:
         keys += ["task_reward_base", "task_gain_model_pick", "task_gain_true_pick", "task_gain_task_pick", "task_std",
-                 "spearman_true_vs_task", "spearman_imagined_vs_task"]
+                 "spearman_true_vs_task", "spearman_imagined_vs_task"] + (["spearman_reward_vs_task"] if "spearman_reward_vs_task" in rows[0] else [])
     out = {k: by_episode(k) for k in keys}
     out["probes"] = len(rows)
     out["share_model_pick_better_than_base"] = float(np.mean([r["gain_model_pick"] > 0 for r in rows])) if rows else None
@@ -79,6 +79,7 @@ def main(argv=None) -> dict:
     p.add_argument("--acts", default="base", help="comma-separated: base (probe only), model (execute the imagined best), true (execute the "
                    "true-dynamics best under the planner's objective), task (execute the best under the simulator's shaped reward)")
     p.add_argument("--preset", default="cpu")
+    p.add_argument("--reward", default="discriminator", choices=["discriminator", "success"], help="the reward model (as robot-downstream's --reward)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
 
@@ -96,7 +97,7 @@ def main(argv=None) -> dict:
     cfgs = {m: ProbeConfig(a.candidates, a.std, a.every, m) for m in acts}  # bad values are refused here, before any work
     require_simulator(a.task)  # a one-line error for a task without its simulator, before any work
     set_threads(1)
-    exp = RobotDownstreamExperiment(task=a.task, source=a.source, seeds=(a.seed,), strategies=(a.strategy,), preset=a.preset, episodes=a.episodes)
+    exp = RobotDownstreamExperiment(task=a.task, source=a.source, seeds=(a.seed,), strategies=(a.strategy,), preset=a.preset, episodes=a.episodes, reward=a.reward)
     inputs = resolve(exp)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +109,7 @@ def main(argv=None) -> dict:
     print(f"reward model and critic fitted in {fit_seconds:.0f} s", file=sys.stderr)
     env = make_env(a.task)
     summary = {"task": a.task, "strategy": a.strategy, "seed": a.seed, "policy": inputs.policy, "candidates": a.candidates, "std": a.std,
-               "every": a.every, "preset": a.preset, "fit_seconds": fit_seconds, "acts": {}}
+               "every": a.every, "preset": a.preset, "reward": a.reward, "fit_seconds": fit_seconds, "acts": {}}
     seeds = exp.env_seeds(a.seed)
     for mode in acts:
         actor = ProbeActor(policy, torch.Generator().manual_seed(a.seed), planner, cfgs[mode], torch.Generator().manual_seed(a.seed + 11),

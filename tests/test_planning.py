@@ -15,7 +15,7 @@ import torch
 from wav.models.rssm import RSSM, preset
 from wav.planning import CriticConfig, CriticEnsemble, Discriminator, Planner, PlannerConfig, RewardConfig, mppi
 from wav.planning.critic import fit_critic, lambda_returns
-from wav.planning.reward import discriminator_loss, fit_discriminator, gradient_penalty, separation
+from wav.planning.reward import SuccessReward, discriminator_loss, fit_discriminator, fit_success_reward, gradient_penalty, separation, success_targets
 from wav.types import SequenceBatch
 
 D, A = 8, 7
@@ -53,6 +53,29 @@ def test_discriminator_starts_at_zero_and_separates_expert_from_learner_features
         se, sl = disc(expert[300:]).numpy(), disc(learner[300:]).numpy()
     sep = separation(se, sl, 0.5 * float(se.mean() + sl.mean()))
     assert sep["auc"] > 0.9 and sep["accuracy"] > 0.8 and se.mean() > sl.mean()
+    assert log[-1] < log[0]
+
+
+def test_success_targets_by_hand():
+    # r_t is earned on reaching s_{t+1}: success states are s_3 and s_5; s_4 is one step before s_5
+    r = np.array([0, 0, 1, 0, 1, 0], np.float32)
+    assert np.allclose(success_targets(r, 0.5), [0.125, 0.25, 0.5, 1.0, 0.5, 1.0, 0.0])
+    assert np.allclose(success_targets(np.zeros(4), 0.9), 0.0)  # a failure: no state is near a success
+    assert np.allclose(success_targets(np.ones(2), 0.9), [0.9, 1.0, 1.0])
+    with pytest.raises(ValueError, match="reward kind"):
+        RewardConfig(kind="expert")
+
+
+def test_success_reward_starts_at_one_half_and_learns_which_states_lead_to_success():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 6, generator=gen)
+    y = torch.sigmoid(3 * x[:, 0])  # nearness to success rises with feature 0
+    cfg = RewardConfig(units=32, lr=1e-3, steps=300, batch_size=64, kind="success")
+    assert torch.equal(SuccessReward(6, cfg)(x), torch.full((600,), 0.5))
+    model, log = fit_success_reward(x[:500], y[:500], cfg, 0)
+    with torch.no_grad():
+        pred = model(x[500:])
+    assert float(((pred - y[500:]) ** 2).mean()) < 0.01 < float(((0.5 - y[500:]) ** 2).mean())
     assert log[-1] < log[0]
 
 
@@ -313,6 +336,17 @@ def probe_planner(horizon: int = 4) -> Planner:
     return Planner(rssm, disc, critic, PlannerConfig(horizon=horizon))
 
 
+def test_learned_reward_is_the_objective_without_the_critic():
+    from wav.planning.probe import learned_reward
+
+    planner = probe_planner(4)
+    feat = torch.randn(5, 4, 1, planner.rssm.cfg.feat, generator=torch.Generator().manual_seed(0))
+    silent = Planner(planner.rssm, planner.reward, lambda f: torch.zeros(*f.shape[:-1], 1), planner.cfg)  # value 0, no spread
+    with torch.no_grad():
+        assert torch.allclose(learned_reward(planner, feat), silent.objective(feat), atol=1e-6)
+        assert not torch.allclose(learned_reward(planner, feat), planner.objective(feat), atol=1e-3)  # the critic counts there
+
+
 def test_true_features_of_the_actions_taken_next_equal_filtering_the_episode_and_the_env_is_restored():
     from wav.planning.probe import true_features
 
@@ -367,6 +401,7 @@ def test_probing_leaves_the_base_episode_unchanged_and_the_true_pick_is_never_wo
     # the toy env restores exactly (the objective to rounding: the replay is filtered in a batch of its own)
     assert all(r["replay_state_diff"] == 0 and r["replay_objective_diff"] < 1e-5 for r in probe.rows)
     assert all(-1 <= r["spearman"] <= 1 and r["gain_true_pick"] >= max(r["gain_model_pick"], 0.0) for r in probe.rows)
+    assert all(-1 <= r["spearman_reward_vs_task"] <= 1 for r in probe.rows if np.isfinite(r["spearman_reward_vs_task"]))
     acting = ProbeActor(pol, torch.Generator().manual_seed(5), planner, ProbeConfig(candidates=6, act="true"), torch.Generator().manual_seed(1), LAYOUT)
     rows = run_episodes(SnapshotToyEnv(12), acting, [7])
     assert rows[0]["steps"] == 12 and len(acting.rows) == 12  # acting probes every step
@@ -401,7 +436,8 @@ def make_acquisition(root, task: str = "PullCube", strategies=("random", "wav", 
             a = np.clip((np.ones(A) if i < 6 else rng.normal(0, 0.5, A)), -1, 1).astype(np.float32)
             states.append(env.step(a)[0])
             acts.append(a)
-        trajs.append(Trajectory(np.stack(states), np.stack(acts), np.zeros(10, np.float32), np.zeros(10, bool), i < 6,
+        rewards = np.array([0] * 7 + [1] * 3 if i < 6 else [0] * 10, np.float32)  # a success is held for the last 3 steps
+        trajs.append(Trajectory(np.stack(states), np.stack(acts), rewards, np.zeros(10, bool), i < 6,
                                 "expert" if i < 6 else "ckpt1", i))
     save_trajectories(build / "pool.hdf5", trajs, {"task": task, "layout": LAYOUT}, {"eval": [0, 1, 6, 7]})
     (build / "summary.json").write_text(json.dumps({"checkpoint_success": {"ckpt1": 0.0, "ckpt2": 0.45, "ckpt3": 1.0}}))
@@ -451,6 +487,22 @@ def test_downstream_experiment_end_to_end_on_a_toy_env_with_resume(tmp_path, mon
     assert again["strategies"]["wav"]["reward"] == res["strategies"]["wav"]["reward"]
     with pytest.raises(ValueError, match="other settings"):
         ds.run(replace(exp, episodes=3), progress=False)
+    # the success reward model is another setting, also against runs recorded before the setting existed
+    cfg_path = tmp_path / "out" / "runs" / "wav" / "seed0" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["settings"]["planning"]["reward"]["kind"]
+    cfg_path.write_text(json.dumps(cfg))
+    assert ds.run(exp, progress=False)["strategies"]["wav"]["reward"] == res["strategies"]["wav"]["reward"]  # kept: made as the default
+    with pytest.raises(ValueError, match="planning.reward.kind: 'discriminator' -> 'success'"):
+        ds.run(replace(exp, reward="success"), progress=False)
+    monkeypatch.undo()
+    monkeypatch.setitem(ds.PRESETS, "debug", TINY)
+    monkeypatch.setattr(ds, "_env", lambda task: ToyEnv(10))
+    monkeypatch.setattr(core, "require_simulator", lambda task: None)
+    succ = ds.run(replace(exp, reward="success", out=str(tmp_path / "succ"), strategies=("wav",), seeds=(0,)), progress=False)
+    fit = [json.loads(x) for x in (tmp_path / "succ" / "runs" / "wav" / "seed0" / "metrics.jsonl").read_text().splitlines()][0]
+    assert succ["planning"]["reward"]["kind"] == "success" and "success reward model" in (tmp_path / "succ" / "table.md").read_text()
+    assert 0 <= fit["reward_heldout_trajectory"]["auc"] <= 1 and fit["reward_loss"][-1] < fit["reward_loss"][0]
 
 
 def test_cli_bad_inputs_are_one_line_and_write_nothing(tmp_path, capsys):

@@ -26,6 +26,9 @@ def register(top, groups) -> None:
     p.add_argument("--strategies", default=None, help="comma-separated strategies (default: every one of the paper's six found in --from)")
     p.add_argument("--policy", default=None, help="base diffusion-policy checkpoint (default: the build's checkpoint with success closest to 0.5)")
     p.add_argument("--preset", default="cpu", choices=["debug", "cpu", "paper"], help="reward model, critic and planner sizes")
+    p.add_argument("--reward", default="discriminator", choices=["discriminator", "success"],
+                   help="reward model: discriminator (SAILOR, expert vs learner) or success (regresses how near each state is to the "
+                        "recorded success reward: an ablation)")
     p.add_argument("--jobs", type=positive_int, default=min(os.cpu_count() or 1, 2), help="parallel (strategy, seed) runs")
     p.add_argument("--out", type=output_dir, default="runs/robot-downstream", help="output folder (resumable: finished runs with the same settings are skipped)")
     p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
@@ -56,7 +59,7 @@ def cmd_robot_downstream(args) -> int:
     if args.task != "all" and args.task not in TASKS:
         raise ValueError(f"--task: unknown manipulation task {args.task!r}; choose from {sorted(TASKS)} or 'all'")
     exp = RobotDownstreamExperiment(task=args.task, source=args.source, out=args.out, seeds=tuple(args.seeds), strategies=names, episodes=args.episodes,
-                                    preset=args.preset, policy=args.policy, jobs=args.jobs, force=args.force)
+                                    preset=args.preset, reward=args.reward, policy=args.policy, jobs=args.jobs, force=args.force)
     if args.task == "all":
         results = run_all(exp, list(TASKS), progress=not args.json)
         for t in results:

@@ -49,6 +49,8 @@ PRESETS: dict[str, PlanningConfig] = {
     "paper": PlanningConfig(RewardConfig(), CriticConfig(), PlannerConfig()),
 }
 EPISODES = {"debug": 2, "cpu": 20, "paper": 50}
+RESUME_DEFAULTS = {"planning.reward.kind": "discriminator", "planning.reward.success_gamma": 0.95}
+"""what runs recorded before these settings existed were made with (a resume asking otherwise redoes or refuses them)"""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class RobotDownstreamExperiment:
     """episodes per (strategy, seed) (default: the preset's)"""
     preset: str = "cpu"
     """reward model, critic and planner sizes: debug | cpu | paper"""
+    reward: str = "discriminator"
+    """reward model: discriminator (SAILOR) | success (regressor of the recorded success's nearness: an ablation)"""
     policy: str | None = None
     """base diffusion-policy checkpoint (default: the build's checkpoint whose success is closest to 0.5)"""
     jobs: int = 2
@@ -80,7 +84,8 @@ class RobotDownstreamExperiment:
     def planning(self) -> PlanningConfig:
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)}")
-        return PRESETS[self.preset]
+        cfg = PRESETS[self.preset]
+        return cfg if self.reward == cfg.reward.kind else replace(cfg, reward=replace(cfg.reward, kind=self.reward))
 
     @property
     def n_episodes(self) -> int:
@@ -199,7 +204,8 @@ def load_demos(path: str):
     groups = {(e, o): [t for t in trajs if (t.source == "expert") == e and ((t.source, t.seed) in heldout) == o] for e in (True, False) for o in (False, True)}
     pairs = {k: [(t.states, t.actions) for t in v] for k, v in groups.items()}
     return Demos(pairs[True, False], pairs[False, False], pairs[True, True], pairs[False, True],
-                 [t.success for t in groups[False, False] + groups[False, True]])
+                 [t.success for t in groups[False, False] + groups[False, True]],
+                 [np.asarray(t.rewards, np.float32) for t in groups[True, False] + groups[False, False]])
 
 
 def _env(task: str):
@@ -254,7 +260,7 @@ def run(exp: RobotDownstreamExperiment, progress: bool = True) -> dict:
     digests = {p: file_sha1(p) for p in {inputs.policy, inputs.data, *inputs.world_models.values()}}
     names = (BASE, *inputs.strategies)
     want = {(n, k): settings(exp, inputs, n, k, digests) for k in exp.seeds for n in names}
-    check_resume({run_dir(exp, n, k): s for (n, k), s in want.items()}, exp.force)
+    check_resume({run_dir(exp, n, k): s for (n, k), s in want.items()}, exp.force, RESUME_DEFAULTS)
     out = Path(exp.out)
     out.mkdir(parents=True, exist_ok=True)
     todo = [(n, k) for k in exp.seeds for n in names if not is_done(run_dir(exp, n, k))]
@@ -344,7 +350,9 @@ def _p(d: dict | None) -> str:
 
 def markdown_table(results: dict) -> str:
     task, pub = results["task"], results.get("published")
-    lines = [f"Downstream planning on {task} (SAILOR protocol: discriminator reward + critic + MPPI residuals around a fixed base "
+    kind = (results.get("planning") or {}).get("reward", {}).get("kind", "discriminator")
+    what = "SAILOR protocol: discriminator reward" if kind == "discriminator" else f"SAILOR protocol with the {kind} reward model (an ablation)"
+    lines = [f"Downstream planning on {task} ({what} + critic + MPPI residuals around a fixed base "
              f"diffusion policy), {results['episodes']} episodes x {results['n_seeds']} seeds, preset `{results['preset']}`: mean over seeds "
              "[95% CI]. Reward = the env's success reward summed over an episode; paired differences over seeds.",
              "", "| policy | reward ↑ | success ↑ | − base reward (p) | − base success (p) | wav − X reward (p) | reward AUC: expert vs learner, held-out trajectories / states; successful vs failed learner trajectories | ms per planning step | published reward |",

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from wav.planning.critic import CriticConfig, fit_critic
 from wav.planning.planner import Planner, PlannerConfig
-from wav.planning.reward import RewardConfig, fit_discriminator, separation
+from wav.planning.reward import RewardConfig, fit_discriminator, fit_success_reward, separation, success_targets
 from wav.types import SequenceBatch
 
 
@@ -39,6 +39,9 @@ class Demos:
     learner_heldout: list
     learner_success: list | None = None
     """whether each learner trajectory (train, then held-out) succeeded: is the reward aligned with the task?"""
+    rewards: list | None = None
+    """the recorded success rewards (T,) of each training trajectory, expert then learner (the `success` reward
+    model's labels)"""
 
 
 # --------------------------------------------------------------------------- latents of recorded trajectories
@@ -90,11 +93,25 @@ class Prepared:
     diagnostics: dict
 
 
+def fit_reward(feats: list[Tensor], demos: Demos, cfg: RewardConfig, seed: int) -> tuple[torch.nn.Module, list[float]]:
+    """The reward model on the training trajectories' posterior features (expert, then learner; each (T+1, F)):
+    the discriminator (expert vs learner states), or the success regressor (every state against
+    `success_targets` of its trajectory's recorded rewards)."""
+    ne = len(demos.expert)
+    if cfg.kind == "discriminator":
+        return fit_discriminator(torch.cat(feats[:ne]), torch.cat(feats[ne:]), cfg, seed)
+    if demos.rewards is None or len(demos.rewards) != len(feats):
+        raise ValueError(f"the success reward model needs the recorded rewards of every training trajectory ({len(feats)}), "
+                         f"got {None if demos.rewards is None else len(demos.rewards)}")
+    targets = torch.as_tensor(np.concatenate([success_targets(r, cfg.success_gamma) for r in demos.rewards]))
+    return fit_success_reward(torch.cat(feats), targets, cfg, seed)
+
+
 def prepare(rssm, demos: Demos, policy, layout: dict, cfg: PlanningConfig, seed: int) -> Prepared:
-    """Fit the discriminator (expert vs learner posterior features of every state) and the critic (imagined
-    rollouts from every non-final posterior state of the training trajectories under the base policy's chunk
-    there); held-out diagnostics: the discriminator's AUC and balanced accuracy on trajectory-mean scores and on
-    single states of the held-out expert vs learner trajectories."""
+    """Fit the reward model (`fit_reward`: by default the discriminator on expert vs learner posterior features
+    of every state) and the critic (imagined rollouts from every non-final posterior state of the training
+    trajectories under the base policy's chunk there); held-out diagnostics: the reward's AUC and balanced
+    accuracy on trajectory-mean scores and on single states of the held-out expert vs learner trajectories."""
     t0 = time.perf_counter()
     rssm = rssm.eval().requires_grad_(False)
     train = demos.expert + demos.learner
@@ -102,7 +119,7 @@ def prepare(rssm, demos: Demos, policy, layout: dict, cfg: PlanningConfig, seed:
     feats = _features(rssm, latents)
     ne = len(demos.expert)
     fe, fl = torch.cat(feats[:ne]), torch.cat(feats[ne:])
-    disc, disc_log = fit_discriminator(fe, fl, cfg.reward, seed)
+    disc, disc_log = fit_reward(feats, demos, cfg.reward, seed)
     t_disc = time.perf_counter() - t0
     with torch.no_grad():
         threshold = 0.5 * float(disc(fe).mean() + disc(fl).mean())

@@ -120,6 +120,15 @@ def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray,
     return out
 
 
+def learned_reward(planner, feat: torch.Tensor) -> torch.Tensor:
+    """The reward part of `Planner.objective` alone: discounted learned reward of N latent paths (N, H, M, F) ->
+    (N,), without the critics' value and spread (is the reward or the critic what does not follow the task?)."""
+    n, h = feat.shape[:2]
+    cont = planner.rssm.continue_prob(feat).mean(-1)  # (N, H)
+    alive = torch.cat([torch.ones(n, 1), torch.cumprod(cont[:, :-1], 1)], 1)
+    return (alive * planner.cfg.gamma ** torch.arange(h, dtype=torch.float32) * planner.reward(feat.mean(-2))).sum(1)
+
+
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(stats.spearmanr(x, y).statistic) if np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
 
@@ -165,7 +174,8 @@ class ProbeActor(PlanningActor):
             roll = true_features(env, rssm, self.platent, seqs, cont, self.slices, self.cfg.task_reward or self.cfg.act == "task", replay=True)
             true = planner.objective(roll.features)
             replayed = float(planner.objective(roll.replay_features)[0])
-            self.rows.append(self._row(imagined.numpy(), true.numpy(), rssm.decode(imag_feat).mean(-2).numpy(), roll, time.perf_counter() - t0, replayed))
+            self.rows.append(self._row(imagined.numpy(), true.numpy(), rssm.decode(imag_feat).mean(-2).numpy(), roll, time.perf_counter() - t0, replayed,
+                                       learned_reward(planner, roll.features).numpy()))
             pick = {"base": 0, "model": int(imagined.argmax()), "true": int(true.argmax()),
                     "task": int(np.argmax(roll.task_reward)) if roll.task_reward is not None else 0}[self.cfg.act]
             action = seqs[pick, 0].numpy().astype(np.float32)
@@ -175,13 +185,14 @@ class ProbeActor(PlanningActor):
         return self.pprev_action
 
     def _row(self, imagined: np.ndarray, true: np.ndarray, predicted: np.ndarray, roll: Rollouts, seconds: float,
-             replayed: float | None = None) -> dict:
+             replayed: float | None = None, true_reward: np.ndarray | None = None) -> dict:
         """One probed state: rank agreement of imagined and true objectives over the candidates, the true gain
         over the base chunk of the imagined best and of the true best, the world model's state error at the
         horizon against how far the candidates' true end states lie apart (standardised when `scale` is known),
         the simulator's replay noise in the same units (the base chunk rolled twice: end-state squared
         difference, and its objective's difference), and with the task reward: whether the planner's
-        objective ranks candidates as the task does."""
+        objective ranks candidates as the task does, and its learned reward alone (`true_reward`: the objective
+        without the critic, under the true dynamics)."""
         visited = roll.states
         scale = self.scale if self.scale is not None else np.ones(visited.shape[-1], np.float32)
         err = (((predicted - visited) / scale) ** 2).mean(-1)  # (N, H): mean over features, as the acquisition's error
@@ -204,4 +215,6 @@ class ProbeActor(PlanningActor):
             row |= {"task_reward_base": float(task[0]), "task_gain_model_pick": float(task[mi] - task[0]),
                     "task_gain_true_pick": float(task[ti] - task[0]), "task_gain_task_pick": float(task[ki] - task[0]),
                     "task_std": float(task.std()), "spearman_true_vs_task": _spearman(true, task), "spearman_imagined_vs_task": _spearman(imagined, task)}
+            if true_reward is not None:
+                row["spearman_reward_vs_task"] = _spearman(true_reward, task)
         return row
