@@ -55,6 +55,10 @@ def summarise(rows: list[dict], episodes: list[dict]) -> dict:
         keys += ["task_reward_base", "task_gain_model_pick", "task_gain_true_pick", "task_gain_task_pick", "task_std",
                  "spearman_true_vs_task", "spearman_imagined_vs_task"] + (["spearman_reward_vs_task"] if "spearman_reward_vs_task" in rows[0] else [])
     out = {k: by_episode(k) for k in keys}
+    if rows and "reward_base" in rows[0]:  # across states (pooled): does the learned reward follow the task's progress at all?
+        from scipy import stats
+
+        out["spearman_reward_vs_task_across_states"] = float(stats.spearmanr([r["reward_base"] for r in rows], [r["task_reward_base"] for r in rows]).statistic)
     out["probes"] = len(rows)
     out["share_model_pick_better_than_base"] = float(np.mean([r["gain_model_pick"] > 0 for r in rows])) if rows else None
     out["share_true_pick_better_than_base"] = float(np.mean([r["gain_true_pick"] > 0 for r in rows])) if rows else None

@@ -215,6 +215,6 @@ class ProbeActor(PlanningActor):
             row |= {"task_reward_base": float(task[0]), "task_gain_model_pick": float(task[mi] - task[0]),
                     "task_gain_true_pick": float(task[ti] - task[0]), "task_gain_task_pick": float(task[ki] - task[0]),
                     "task_std": float(task.std()), "spearman_true_vs_task": _spearman(true, task), "spearman_imagined_vs_task": _spearman(imagined, task)}
-            if true_reward is not None:
-                row["spearman_reward_vs_task"] = _spearman(true_reward, task)
+            if true_reward is not None:  # within this state's candidates; reward_base across states (against task_reward_base)
+                row |= {"spearman_reward_vs_task": _spearman(true_reward, task), "reward_base": float(true_reward[0])}
         return row
