@@ -387,7 +387,7 @@ def check_resume(expected: dict[Path, dict], force: bool = False, defaults: dict
     behaviour before them, so such runs are kept, and one stderr line names the fields. `defaults` names that
     behaviour per flat key ("a.b.c"): where this invocation asks a lacking setting for another value, the
     run is a mismatch like any other."""
-    kept, stale, added = 0, [], set()
+    kept, stale, added, defaults = 0, [], set(), defaults or {}
     for run_dir, want in expected.items():
         if not is_done(run_dir):
             continue
@@ -400,8 +400,8 @@ def check_resume(expected: dict[Path, dict], force: bool = False, defaults: dict
             kept += 1
             continue
         a, b = _flat(have or {}), _flat(want)
-        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and (k in a or k in (defaults or {}) and b.get(k) != defaults[k])) \
-            if have is not None else ["settings (not recorded)"]
+        recorded = lambda k: k in a or k in defaults and b.get(k) != defaults[k]  # noqa: E731 (a lacking key counts when asked off its default)
+        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and recorded(k)) if have is not None else ["settings (not recorded)"]
         if not keys:
             kept += 1
             added |= set(b) - set(a)
@@ -412,7 +412,7 @@ def check_resume(expected: dict[Path, dict], force: bool = False, defaults: dict
               "kept as made with their defaults", file=sys.stderr)
     if stale and not force:
         run_dir, keys, a, b = stale[0]
-        shown = ", ".join(f"{k}: {a.get(k, (defaults or {}).get(k))!r} -> {b.get(k)!r}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
+        shown = ", ".join(f"{k}: {a.get(k, defaults.get(k))!r} -> {b.get(k)!r}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
         raise ValueError(f"{len(stale)} finished run(s) were made with other settings (first: {run_dir}: {shown}); "
                          "use another --out, or --force to redo them")
     for run_dir, *_ in stale:

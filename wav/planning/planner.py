@@ -85,20 +85,25 @@ class Planner:
         start = tuple(x.expand(n, *x.shape[1:]) for x in latent)  # (N, M, .)
         return self.objective(self.rssm.imagine_features(start, actions, generator))
 
+    def weights(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per step of N latent paths (N, H, M, F): the continue probability, the chance the episode is still
+        running when the step arrives, and the weight of the step's reward (that chance times gamma^t): (N, H) each."""
+        n, h = feat.shape[:2]
+        cont = self.rssm.continue_prob(feat).mean(-1)  # (N, H)
+        alive = torch.cat([torch.ones(n, 1), torch.cumprod(cont[:, :-1], 1)], 1)  # (N, H)
+        return cont, alive, alive * self.cfg.gamma ** torch.arange(h, dtype=torch.float32)
+
     def objective(self, feat: Tensor) -> Tensor:
         """The planner's objective of N latent paths, features (N, H, M, F) of the H latents after each action ->
         (N,). Imagined paths are what `returns` scores; the posterior features of states reached in the real
         simulator give the same objective under the true dynamics (`wav.planning.probe`)."""
         c = self.cfg
-        n, h = feat.shape[:2]
-        cont = self.rssm.continue_prob(feat).mean(-1)  # (N, H)
+        h = feat.shape[1]
+        cont, alive, disc = self.weights(feat)
         feat = feat.mean(-2)  # (N, H, F)
         reward = self.reward(feat)  # (N, H)
         values = self.critic(feat)  # (N, H, C)
         spread = values.std(-1) if values.shape[-1] > 1 else torch.zeros_like(reward)
-        # weight of step t's reward: gamma^t times the chance the episode is still running when it arrives
-        alive = torch.cat([torch.ones(n, 1), torch.cumprod(cont[:, :-1], 1)], 1)  # (N, H)
-        disc = alive * c.gamma ** torch.arange(h, dtype=torch.float32)
         total = (disc * (reward - c.uncertainty * spread)).sum(1)
         terminal = (values[:, -1].mean(-1) if c.use_value else 0.0) - c.uncertainty * spread[:, -1]
         return total + alive[:, -1] * cont[:, -1] * c.gamma**h * terminal

@@ -123,10 +123,7 @@ def true_features(env, rssm, latent, sequences: torch.Tensor, state: np.ndarray,
 def learned_reward(planner, feat: torch.Tensor) -> torch.Tensor:
     """The reward part of `Planner.objective` alone: discounted learned reward of N latent paths (N, H, M, F) ->
     (N,), without the critics' value and spread (is the reward or the critic what does not follow the task?)."""
-    n, h = feat.shape[:2]
-    cont = planner.rssm.continue_prob(feat).mean(-1)  # (N, H)
-    alive = torch.cat([torch.ones(n, 1), torch.cumprod(cont[:, :-1], 1)], 1)
-    return (alive * planner.cfg.gamma ** torch.arange(h, dtype=torch.float32) * planner.reward(feat.mean(-2))).sum(1)
+    return (planner.weights(feat)[2] * planner.reward(feat.mean(-2))).sum(1)
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
