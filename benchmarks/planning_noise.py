@@ -77,17 +77,30 @@ def residual_stats(res: np.ndarray, clamp: float) -> dict:
             "abs_mean": float(np.abs(res).mean()), "share_at_clamp": float((np.abs(res) >= clamp - 1e-6).mean())}
 
 
-def paired(a: list[float], b: list[float]) -> dict:
-    from scipy import stats
+def outcomes(rows: list[dict]) -> dict:
+    """From the episode records (episodes.jsonl rows): per act, success and reward over all episodes and per seed, and
+    its paired difference (by seed and env seed) from the base policy and from the planner (`wav.stats.paired_difference`)."""
+    from wav.stats import paired_difference
 
-    d = np.asarray(a, float) - np.asarray(b, float)
-    p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
-    return {"diff": float(d.mean()), "wilcoxon_p": p, "n": int(len(d))}
+    rows = sorted(rows, key=lambda r: (r["seed"], r["env_seed"]))
+    by_act = {act: [r for r in rows if r["act"] == act] for act in dict.fromkeys(r["act"] for r in rows)}
+
+    def means(rs):
+        return {m: float(np.mean([r[m] for r in rs])) for m in ("success", "reward")}
+
+    def vs(a, b):
+        return {m: paired_difference([r[m] for r in by_act[a]], [r[m] for r in by_act[b]]) for m in ("reward", "success")}
+
+    acts = {act: means(rs) | {"episodes": len(rs), "per_seed": {str(k): means([r for r in rs if r["seed"] == k]) for k in dict.fromkeys(r["seed"] for r in rs)}}
+            for act, rs in by_act.items()}
+    return {"acts": acts, "vs_base": {act: vs(act, "base") for act in by_act if act != "base"},
+            "vs_planner": {act: vs(act, "planner") for act in by_act if act not in ("base", "planner")}}
 
 
-def markdown(summary: dict, out: str) -> str:
+def markdown(summary: dict, rows: list[dict], out: str) -> str:
     """One section: per act, success and reward (mean over all episodes), the paired difference from the base
-    policy and from the planner (Wilcoxon over episodes), and the per-seed rewards."""
+    policy and from the planner (Wilcoxon over episodes) and the per-seed mean rewards, drawn from the episode records;
+    the residuals' statistics from the summary."""
     seeds = list(summary["seeds"])
     r = summary["residuals"]
     lines = [f"## {summary['task']}: the {summary['strategy']} world model, `--reward {summary['reward']}`, seeds {', '.join(seeds)} (`{out}`)", "",
@@ -95,14 +108,13 @@ def markdown(summary: dict, out: str) -> str:
              f"per-dimension mean {', '.join(f'{x:+.3f}' for x in r['mean'])}, std {', '.join(f'{x:.3f}' for x in r['std'])} ({r['steps']} steps).", "",
              "| act | success | reward | − base reward (p) | − base success (p) | − planner reward (p) | − planner success (p) | reward per seed |",
              "|---|---|---|---|---|---|---|---|"]
-    for act, v in summary["acts"].items():
-        vb = summary["paired_vs_base"].get(act)
-        vp = summary["planner_vs_controls"].get(act)
-        cell = lambda d: f"{d['diff']:+.2f} (p={d['wilcoxon_p']:.2g})" if d else "—"
-        vs_planner = {m: {"diff": -vp[m]["diff"], "wilcoxon_p": vp[m]["wilcoxon_p"]} if vp else None for m in ("reward", "success")}
-        per_seed = " / ".join(f"{summary['seeds'][k][act]['reward']:.1f}" for k in seeds)
-        lines.append(f"| {act} | {v['success']:.2f} | {v['reward']:.2f} | {cell(vb['reward'] if vb else None)} | {cell(vb['success'] if vb else None)} | "
-                     f"{cell(vs_planner['reward'])} | {cell(vs_planner['success'])} | {per_seed} |")
+    res = outcomes(rows)
+    cell = lambda d: f"{d['mean']:+.2f} (p={d['p_wilcoxon']:.2g})" if d else "—"
+    for act, v in res["acts"].items():
+        vb, vp = res["vs_base"].get(act, {}), res["vs_planner"].get(act, {})
+        per_seed = " / ".join(f"{v['per_seed'][k]['reward']:.1f}" for k in seeds)
+        lines.append(f"| {act} | {v['success']:.2f} | {v['reward']:.2f} | {cell(vb.get('reward'))} | {cell(vb.get('success'))} | "
+                     f"{cell(vp.get('reward'))} | {cell(vp.get('success'))} | {per_seed} |")
     return "\n".join(lines) + "\n"
 
 
@@ -111,7 +123,7 @@ def main(argv=None) -> dict:
     p.add_argument("--task", required=True)
     p.add_argument("--from", dest="source", required=True, help="a robot-acquisition output folder")
     p.add_argument("--strategy", default="oracle")
-    p.add_argument("--seeds", default="0", help="comma-separated acquisition seeds")
+    p.add_argument("--seeds", default="0", help="acquisition seeds, e.g. 0-4 or 0,2")
     p.add_argument("--episodes", type=int, default=None, help="episodes per seed (default: the preset's, as robot-downstream)")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--reward", default="discriminator", choices=["discriminator", "success"])
@@ -119,10 +131,17 @@ def main(argv=None) -> dict:
     p.add_argument("--out", required=True)
     p.add_argument("--report", default=None, help="append the markdown table of the finished --out to this file and stop")
     a = p.parse_args(argv)
+    from wav.stats import parse_seeds
+
+    try:
+        parse_seeds(a.seeds)
+    except ValueError as e:
+        p.error(f"--seeds: {e}")
     if a.report:
         summary = json.loads((Path(a.out) / "summary.json").read_text())
+        rows = [json.loads(line) for line in open(Path(a.out) / "episodes.jsonl")]
         with open(a.report, "a") as f:
-            f.write("\n" + markdown(summary, a.out))
+            f.write("\n" + markdown(summary, rows, a.out))
         print(f"appended {a.out} to {a.report}")
         return summary
 
@@ -133,7 +152,7 @@ def main(argv=None) -> dict:
     from wav.robot.policy import DiffusionPolicy
     from wav.runtime import set_threads
 
-    seeds = tuple(int(s) for s in a.seeds.split(","))
+    seeds = tuple(parse_seeds(a.seeds))
     scales = [float(x) for x in a.noise_scales.split(",")]
     if any(x < 0 for x in scales):
         raise SystemExit(f"--noise-scales: multipliers must be >= 0, got {a.noise_scales!r}")
@@ -151,7 +170,7 @@ def main(argv=None) -> dict:
     env = _env(a.task)
     clamp = exp.planning.planner.clamp
     summary = {"task": a.task, "strategy": a.strategy, "reward": a.reward, "preset": a.preset, "policy": inputs.policy, "seeds": {}}
-    episodes: dict[str, list[dict]] = {k: [] for k in acts}
+    records: list[dict] = []
     all_res = {}
     for seed in seeds:
         t0 = time.perf_counter()
@@ -171,21 +190,14 @@ def main(argv=None) -> dict:
         for act in acts[2:]:  # each act its own draws, whatever the other acts
             rng = np.random.default_rng([seed, zlib.crc32(act.encode())])
             rows[act] = run_episodes(env, actors["perturbed"](lambda d=draws[act], rng=rng: np.clip(d(rng), -clamp, clamp).astype(np.float32)), env_seeds)
+        mine = [{"seed": seed, "act": act, **r} for act in acts for r in rows[act]]
         with open(out / "episodes.jsonl", "a") as f:
-            for act in acts:
-                for r in rows[act]:
-                    f.write(json.dumps({"seed": seed, "act": act, **r}) + "\n")
-                episodes[act] += rows[act]
-        summary["seeds"][seed] = {"residuals": residual_stats(res, clamp), **{act: {"success": float(np.mean([r["success"] for r in rows[act]])),
-                                  "reward": float(np.mean([r["reward"] for r in rows[act]]))} for act in acts}, "seconds": time.perf_counter() - t0}
+            f.writelines(json.dumps(r) + "\n" for r in mine)
+        records += mine
+        summary["seeds"][seed] = {"residuals": residual_stats(res, clamp), **outcomes(mine)["acts"], "seconds": time.perf_counter() - t0}
         print(json.dumps({"seed": seed, **summary["seeds"][seed]}), file=sys.stderr)
     np.savez(out / "residuals.npz", **all_res)
-    summary["acts"] = {act: {"success": float(np.mean([r["success"] for r in episodes[act]])), "reward": float(np.mean([r["reward"] for r in episodes[act]])),
-                             "episodes": len(episodes[act])} for act in acts}
-    summary["paired_vs_base"] = {act: {m: paired([r[m] for r in episodes[act]], [r[m] for r in episodes["base"]]) for m in ("reward", "success")}
-                                 for act in acts[1:]}
-    summary["planner_vs_controls"] = {act: {m: paired([r[m] for r in episodes["planner"]], [r[m] for r in episodes[act]]) for m in ("reward", "success")}
-                                      for act in acts[2:]}
+    summary |= outcomes(records)
     summary["residuals"] = residual_stats(np.concatenate(list(all_res.values())), clamp)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))
