@@ -314,6 +314,38 @@ def test_two_jobs_give_the_runs_of_one_job(tmp_path, capsys):
     assert res[2]["jobs"] == 2 and res[2]["wave_seconds"]["fits"] > 0 and res[2]["wave_seconds"]["runs"] > 0
 
 
+def test_a_resume_loads_the_seed_set_fits_and_gives_the_runs_of_one_invocation(tmp_path, capsys):
+    """A resume that adds strategies loads the first wave's fits from `<out>/fits` instead of fitting again, and its
+    runs equal those of one invocation with every strategy; a fit kept under other settings is not loaded."""
+    pytest.importorskip("h5py")
+    from dataclasses import replace
+
+    from wav.experiments.common import file_sha1
+    from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, fit_path, load_fit
+
+    pool = write_pool(tmp_path / "pool.hdf5")
+    argv = ["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(tmp_path), "--warmup", "4", "--seeds", "0",
+            "--preset", "debug", "--jobs", "1", "--json"]
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    rc, _, err = cli(argv + ["--strategies", "random,wav-dense,oracle", "--out", str(once)], capsys)
+    assert rc == 0, err
+    rc, _, err = cli(argv + ["--strategies", "random", "--out", str(twice)], capsys)
+    assert rc == 0, err
+    assert fit_path(RobotAcquisitionExperiment(out=str(twice)), 0, "world_model").exists()
+    rc, _, err = cli(argv[:-1] + ["--strategies", "random,wav-dense,oracle", "--out", str(twice)], capsys)  # with progress lines
+    assert rc == 0, err
+    assert "seed-set fits: 1 of 2 loaded" in err  # the world model; the dense inverse model is new
+    for s in ("random", "wav-dense", "oracle"):
+        assert (once / "runs" / s / "seed0" / "metrics.jsonl").read_text() == (twice / "runs" / s / "seed0" / "metrics.jsonl").read_text()
+    res = json.loads((twice / "results.json").read_text())
+    assert set(res["job_seconds"][0]["fit_seconds"]) == {"world_model", "dense_inverse"}
+    exp = RobotAcquisitionExperiment(task="Synthetic", data=str(pool), warmup=4, preset="debug", seeds=(0,), out=str(twice))
+    digest = file_sha1(pool)
+    assert load_fit(exp, 0, "world_model", digest)["cached"] is True
+    assert load_fit(replace(exp, openloop_scale=0.5), 0, "world_model", digest) is None
+    assert load_fit(exp, 0, "world_model", "another pool") is None and load_fit(exp, 1, "world_model", digest) is None
+
+
 def test_cli_report_only_runs_nothing_and_reports_the_seeds_every_strategy_finished(tmp_path, capsys):
     pytest.importorskip("h5py")
     write_pool(tmp_path / "pool.hdf5")

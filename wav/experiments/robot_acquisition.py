@@ -354,17 +354,65 @@ def check(exp: RobotAcquisitionExperiment) -> str:
     return digest
 
 
+FITS = "fits"
+"""the folder (under `--out`) of the first wave's seed-set fits, one file per (seed, part), which a resume loads
+instead of fitting again"""
+
+
+def fit_path(exp: RobotAcquisitionExperiment, seed: int, part: str) -> Path:
+    return Path(exp.out) / FITS / f"seed{seed}" / f"{part}.pt"
+
+
+def fit_key(exp: RobotAcquisitionExperiment, seed: int, part: str, digest: str) -> dict:
+    """What a seed-set fit and its round-0 evaluation depend on: a run's settings without the strategy."""
+    return json.loads(json.dumps({k: v for k, v in settings(exp, "", seed, digest).items() if k != "strategy"} | {"part": part}))
+
+
+def save_fit(exp: RobotAcquisitionExperiment, fit: dict, digest: str) -> None:
+    """Keep a first-wave fit (model, round-0 evaluation, seconds) for later invocations of the same folder."""
+    import torch
+
+    from wav.data.io import atomic_write
+
+    path = fit_path(exp, fit["seed"], fit["part"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: torch.save({"key": fit_key(exp, fit["seed"], fit["part"], digest), "fit": fit}, tmp))
+
+
+def load_fit(exp: RobotAcquisitionExperiment, seed: int, part: str, digest: str) -> dict | None:
+    """The kept fit of (seed, part), or None when there is none or it was made with other settings. Its record
+    says `cached`, and keeps the seconds its fit took (a cost of the experiment, counted once by `merge_seconds`)."""
+    import torch
+
+    path = fit_path(exp, seed, part)
+    if not path.exists():
+        return None
+    kept = torch.load(path, weights_only=False)
+    return kept["fit"] | {"cached": True} if kept.get("key") == fit_key(exp, seed, part, digest) else None
+
+
 def waves(exp: RobotAcquisitionExperiment, todo: dict[int, tuple[str, ...]], digest: str, progress: bool = True) -> tuple[list[dict], list[dict], float]:
     """Two waves of parallel jobs, as in the MiniGrid experiment: (1) one job per (seed, model) for the seed-set
     world model and for any other seed-set model that two or more of the seed's runs share; (2) one job per
     (strategy, seed), the costliest first, which fits any seed-set model that only it uses. Returns the two
     waves' job records and the first wave's wall seconds. Every fit and run draws from its own (seed, part)
-    or (seed, strategy) streams, so the schedule and the job count never change a result."""
+    or (seed, strategy) streams, so the schedule and the job count never change a result. The first wave's
+    fits are kept in `<out>/fits/` (`save_fit`); a later invocation with the same settings (a resume that adds
+    strategies, or one stopped during the runs) loads them instead of fitting again: the same models, the
+    same round-0 evaluation. A change of library code that changes what a fit computes needs that folder
+    deleted, as it needs the finished runs redone."""
     t0 = time.perf_counter()
     fit_plan, wave2 = wave_plan((seed, s) for seed, strategies in todo.items() for s in strategies)
-    wave1 = [("fit", exp, seed, part) for seed, part in fit_plan]
+    kept = {(seed, part): load_fit(exp, seed, part, digest) for seed, part in fit_plan}
+    kept = {k: v for k, v in kept.items() if v is not None}
+    if kept and progress:
+        print(f"seed-set fits: {len(kept)} of {len(fit_plan)} loaded from {Path(exp.out) / FITS}", file=sys.stderr, flush=True)
+    wave1 = [("fit", exp, seed, part) for seed, part in fit_plan if (seed, part) not in kept]
     ship = [pool_file(exp.data)]
-    fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address, desc="seed-set fits" if progress else None, ship=ship)
+    fits = run_jobs(_job, wave1, exp.backend, exp.jobs, exp.ray_address, desc="seed-set fits" if progress and wave1 else None, ship=ship)
+    for f in fits:
+        save_fit(exp, f, digest)
+    fits = fits + list(kept.values())
     fit_wall = time.perf_counter() - t0
     parts: dict[int, dict] = {seed: {} for seed in todo}
     starts = {f["seed"]: f["start"] for f in fits if f["start"] is not None}
