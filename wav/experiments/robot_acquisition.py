@@ -374,8 +374,7 @@ def save_fit(exp: RobotAcquisitionExperiment, fit: dict, digest: str) -> None:
 
     from wav.data.io import atomic_write
 
-    path = fit_path(exp, fit["seed"], fit["part"])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = fit_path(exp, fit["seed"], fit["part"])  # atomic_write makes the folders
     atomic_write(path, lambda tmp: torch.save({"key": fit_key(exp, fit["seed"], fit["part"], digest), "fit": fit}, tmp))
 
 
