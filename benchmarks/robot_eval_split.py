@@ -8,9 +8,12 @@ share of every source). This script takes a finished `wav reproduce robot-acquis
 partition into the eval trajectories that stay inside the warm-up range (inliers) and those that leave it
 (outliers, the same 3-std definition). The two parts are weighted by their valid steps, so they recombine to the
 recorded final error: the script checks that against each run's `metrics.jsonl` and stops if it differs.
-With `--round0` it also refits each seed's warm-up world model (the seed-set RSSM every strategy of a seed starts
-from, with the run's own seed and schedule), checks it against the recorded round-0 error the same way, and reports its
-split: whether labelling more trajectories lowers or raises the error on each part. Otherwise it fits nothing. It
+With `--round0` it also splits each seed's warm-up world model (the seed-set RSSM every strategy of a seed starts
+from), checks it against the recorded round-0 error the same way, and reports its split: whether labelling more
+trajectories lowers or raises the error on each part. It loads that model from the folder's `fits/` (kept by the
+acquisition since 4aa675d) and refits it, with the run's own seed and schedule, only where none was kept; a refit
+takes the default settings, so a folder run with other ones (`--openloop-scale`, ...) needs its `fits/`. The
+check against the recorded round-0 error catches a model that is not the run's. Otherwise it fits nothing. It
 reads the eval partition only to report, after the runs are done.
 
     python benchmarks/robot_eval_split.py --folder runs/robot-acq-PullCube-xeon --out benchmarks/results/robot_eval_split.md
@@ -34,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from robot_pool_outliers import append_section, out_of_range  # noqa: E402
 
-from wav.experiments.robot_acquisition import STRATEGIES, WORLD_MODEL, RobotAcquisitionExperiment, load_data, load_world_model  # noqa: E402
+from wav.experiments.robot_acquisition import FITS, STRATEGIES, WORLD_MODEL, RobotAcquisitionExperiment, load_data, load_world_model  # noqa: E402
 from wav.runtime import set_threads  # noqa: E402
 from wav.stats import mean_ci, paired_difference  # noqa: E402
 
@@ -62,7 +65,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--folder", required=True, help="a finished `wav reproduce robot-acquisition --out` folder")
     ap.add_argument("--out", required=True, help="markdown file; an existing one gets this folder's section appended")
-    ap.add_argument("--round0", action="store_true", help="also refit every seed's warm-up world model and split its error")
+    ap.add_argument("--round0", action="store_true",
+                    help="also split every seed's warm-up world model's error (loaded from the folder's fits/, else refit)")
     args = ap.parse_args()
     folder = Path(args.folder)
     res_path = folder / "results.json"
@@ -97,13 +101,16 @@ def main() -> None:
             if len(recorded) != 1:
                 sys.exit(f"error: {folder}: seed {seed}'s runs record different round-0 errors {sorted(recorded)}")
             t = time.perf_counter()
-            e = split_error(exp.domain, exp.domain.fit("world_model", data.seed_set, seed), data.test, outlier)
+            kept = folder / FITS / f"seed{seed}" / "world_model.pt"
+            how = "loaded" if kept.is_file() else "refit"
+            model = torch.load(kept, weights_only=False)["fit"]["model"] if kept.is_file() else exp.domain.fit("world_model", data.seed_set, seed)
+            e = split_error(exp.domain, model, data.test, outlier)
             (recorded,) = recorded
             if abs(e["all"] - recorded) > 1e-6 * max(1.0, abs(recorded)):
-                sys.exit(f"error: seed {seed}: the refit warm-up world model's eval error {e['all']:.6f} differs from the recorded round 0 {recorded:.6f}")
+                sys.exit(f"error: seed {seed}: the {how} warm-up world model's eval error {e['all']:.6f} differs from the recorded round 0 {recorded:.6f}")
             errors.setdefault("round 0 (warm-up only)", {})[seed] = e
             print(f"round 0 seed {seed}: all {e['all']:.3f} (recorded {recorded:.3f}), inliers {e['inliers']:.3f}, outliers {e['outliers']:.3f}"
-                  f" ({time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
+                  f" ({how}, {time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
     names = [s for s in ORDER if s in errors] + sorted(set(errors) - set(ORDER))
     seeds = sorted(set.intersection(*(set(v) for v in errors.values())))
     base = [b for b in ("random", "round 0 (warm-up only)") if b in errors]
