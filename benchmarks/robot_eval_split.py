@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from robot_pool_outliers import append_section, out_of_range  # noqa: E402
 
-from wav.experiments.robot_acquisition import FITS, STRATEGIES, WORLD_MODEL, RobotAcquisitionExperiment, load_data, load_world_model  # noqa: E402
+from wav.experiments.robot_acquisition import STRATEGIES, WORLD_MODEL, RobotAcquisitionExperiment, fit_path, load_data, load_world_model  # noqa: E402
 from wav.runtime import set_threads  # noqa: E402
 from wav.stats import mean_ci, paired_difference  # noqa: E402
 
@@ -78,7 +78,7 @@ def main() -> None:
         sys.exit(f"error: {folder}/runs: no */seed*/{WORLD_MODEL} (runs not finished)")
     set_threads(1)
     _, meta = load_world_model(runs[0])
-    exp = RobotAcquisitionExperiment(task=res["task"], data=meta["data"], warmup=int(res["warmup"]), preset=res["preset"])
+    exp = RobotAcquisitionExperiment(task=res["task"], data=meta["data"], warmup=int(res["warmup"]), preset=res["preset"], out=str(folder))
     data = load_data(exp)
     outlier = out_of_range(data.seed_set, data.test).any(1)
     errors: dict[str, dict[int, dict]] = {}
@@ -101,7 +101,7 @@ def main() -> None:
             if len(recorded) != 1:
                 sys.exit(f"error: {folder}: seed {seed}'s runs record different round-0 errors {sorted(recorded)}")
             t = time.perf_counter()
-            kept = folder / FITS / f"seed{seed}" / "world_model.pt"
+            kept = fit_path(exp, seed, "world_model")
             how = "loaded" if kept.is_file() else "refit"
             model = torch.load(kept, weights_only=False)["fit"]["model"] if kept.is_file() else exp.domain.fit("world_model", data.seed_set, seed)
             e = split_error(exp.domain, model, data.test, outlier)
