@@ -12,6 +12,11 @@ seeds and the same per-round errors) and joins the ensemble in. It then writes, 
 
     python benchmarks/robot_acquisition_overview.py --tasks Lift,LiftPeg,PokeCube,PullCube,Square,Can \
         --out results/robot-acquisition-rebuilt
+
+`--suffix openloop` reads `results/robot-acquisition-<task>-openloop.json` instead: the same six tasks with the world
+model trained on its open-loop rollout (`--openloop-scale 1`), each on the pool its run was made on:
+
+    python benchmarks/robot_acquisition_overview.py --suffix openloop --out results/robot-acquisition-openloop
 """
 
 from __future__ import annotations
@@ -28,15 +33,15 @@ from wav.experiments.common import strategy_bars
 from wav.experiments.robot_acquisition import STRATEGIES, tasks_table
 
 
-def load(results_dir: Path, task: str) -> tuple[dict, list[str]]:
+def load(results_dir: Path, task: str, suffix: str = "s01234") -> tuple[dict, list[str]]:
     """The task's five-seed results with the ensemble joined in where it ran separately; the files read."""
-    main = results_dir / f"robot-acquisition-{task}-s01234.json"
+    main = results_dir / f"robot-acquisition-{task}-{suffix}.json"
     if not main.is_file():
         raise SystemExit(f"{main}: no such file (the task's five-seed report, `wav reproduce robot-acquisition ... --report-only`)")
     res = json.loads(main.read_text())
     used = [main.name]
     extra = results_dir / f"robot-acquisition-{task}-ensemble.json"
-    if "ensemble" not in res["strategies"] and extra.is_file():
+    if suffix == "s01234" and "ensemble" not in res["strategies"] and extra.is_file():
         ens = json.loads(extra.read_text())
         for s in set(ens["strategies"]) & set(res["strategies"]):
             a, b = res["curves"][s], ens["curves"][s]
@@ -86,7 +91,7 @@ def paired_table(results: dict[str, dict]) -> list[str]:
     return lines
 
 
-def plot(results: dict[str, dict], path: Path) -> None:
+def plot(results: dict[str, dict], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,7 +110,7 @@ def plot(results: dict[str, dict], path: Path) -> None:
         ax.set_ylabel("final error / random's")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.suptitle("Robot acquisition at the cpu scale, one rebuilt pool per task: 32-step error after 2 rounds, relative to random (95% CI)")
+    fig.suptitle(f"Robot acquisition at the cpu scale, {title}: 32-step error after 2 rounds, relative to random (95% CI)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -115,19 +120,22 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default="Lift,LiftPeg,PokeCube,PullCube,Square,Can", help="comma-separated tasks")
     ap.add_argument("--results", default="results", help="folder of the per-task results files")
+    ap.add_argument("--suffix", default="s01234", choices=["s01234", "openloop"],
+                    help="which per-task files: s01234 (DreamerV3's objective, rebuilt pools) or openloop (--openloop-scale 1)")
     ap.add_argument("--out", default="results/robot-acquisition-rebuilt", help="output stem: <out>.md and <out>.png")
     args = ap.parse_args(argv)
     results, sources = {}, []
     for task in args.tasks.split(","):
-        results[task], used = load(Path(args.results), task)
+        results[task], used = load(Path(args.results), task, args.suffix)
         sources += used
     out = Path(args.out)
-    text = ["# Robot acquisition, `cpu`, warm-up 50: one rebuilt pool per task, five seeds, six strategies", "",
+    title = "one rebuilt pool per task" if args.suffix == "s01234" else "world model trained on its open-loop rollout"
+    text = [f"# Robot acquisition, `cpu`, warm-up 50, {title}: five seeds, six strategies", "",
             "Written by `python benchmarks/robot_acquisition_overview.py` from " + ", ".join(f"`{s}`" for s in sources)
             + " (commands and dates: README, \"The manipulation verifier\").", "", tasks_table(results).rstrip(), "",
             *ci_table(results), "", *paired_table(results), ""]
     out.with_suffix(".md").write_text("\n".join(text))
-    plot(results, out.with_suffix(".png"))
+    plot(results, out.with_suffix(".png"), title)
     print(f"table: {out.with_suffix('.md')}  figure: {out.with_suffix('.png')}", file=sys.stderr)
 
 
