@@ -7,7 +7,8 @@ first file to the last digit; this script checks that (every strategy the two fi
 seeds and the same per-round errors) and joins the ensemble in. It then writes, from these files only:
 
 - `<out>.md`: the cross-task table with the issue's targets scored (`wav.experiments.robot_acquisition.tasks_table`),
-  each strategy's final error as mean [95% CI] over seeds, and WAV's paired difference to each strategy;
+  each strategy's final error as mean [95% CI] over seeds, WAV's paired difference to each strategy, and that
+  difference pooled over the tasks (`pooled_table`);
 - `<out>.png`: per task, each strategy's final error divided by random's mean, with its 95% CI.
 
     python benchmarks/robot_acquisition_overview.py --tasks Lift,LiftPeg,PokeCube,PullCube,Square,Can \
@@ -31,6 +32,7 @@ import numpy as np
 
 from wav.experiments.common import strategy_bars
 from wav.experiments.robot_acquisition import STRATEGIES, tasks_table
+from wav.stats import pool_random_effects, se_from_t_interval
 
 
 def load(results_dir: Path, task: str, suffix: str = "s01234") -> tuple[dict, list[str]]:
@@ -91,6 +93,33 @@ def paired_table(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def pooled_table(results: dict[str, dict]) -> list[str]:
+    """WAV − X pooled over the tasks: each task's paired difference (its se from the paired t interval) divided by
+    X's mean error on that task, so tasks of different error scales pool as percentages; random-effects pooling
+    with the Hartung-Knapp interval (`wav.stats.pool_random_effects`). The division ignores the uncertainty of X's
+    mean, so the interval is a little too narrow."""
+    lines = ["WAV − X pooled over the tasks, in % of X's error (random effects, Hartung-Knapp 95% CI; I^2 = share of the "
+             "spread between tasks beyond chance). Negative: WAV lower.", "",
+             "| X | tasks | pooled WAV − X | 95% CI | p | I^2 | tasks with WAV lower |", "|---|---|---|---|---|---|---|"]
+    for x in (s for s in STRATEGIES if s != "wav"):
+        y, se, lower = [], [], 0
+        for r in results.values():
+            d = r["paired_wav_minus"].get(x, {}).get("pred_error")
+            if not d:
+                continue
+            ref = r["strategies"][x]["pred_error"]
+            y.append(100 * d["mean"] / ref)
+            se.append(100 * se_from_t_interval(d["ci"], d["n"]) / ref)
+            lower += d["mean"] < 0
+        if len(y) < 2:
+            continue
+        pool = pool_random_effects(y, se)
+        lo, hi = pool["ci"]
+        lines.append(f"| {x} | {pool['k']} | {pool['mean']:+.1f}% | [{lo:+.1f}%, {hi:+.1f}%] | {pool['p']:.3g} | "
+                     f"{100 * pool['i2']:.0f}% | {lower} of {pool['k']} |")
+    return lines
+
+
 def plot(results: dict[str, dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -133,7 +162,7 @@ def main(argv=None) -> None:
     text = [f"# Robot acquisition, `cpu`, warm-up 50, {title}: five seeds, six strategies", "",
             "Written by `python benchmarks/robot_acquisition_overview.py` from " + ", ".join(f"`{s}`" for s in sources)
             + " (commands and dates: README, \"The manipulation verifier\").", "", tasks_table(results).rstrip(), "",
-            *ci_table(results), "", *paired_table(results), ""]
+            *ci_table(results), "", *paired_table(results), "", *pooled_table(results), ""]
     out.with_suffix(".md").write_text("\n".join(text))
     plot(results, out.with_suffix(".png"), title)
     print(f"table: {out.with_suffix('.md')}  figure: {out.with_suffix('.png')}", file=sys.stderr)

@@ -60,3 +60,26 @@ def test_interval_is_clipped_to_the_metric_range_and_says_so():
     assert metric_ci([0.5, 0.6, 0.55], "spearman")[2] is False
     assert metric_ci([0.9, 0.99], "kendall")[1][1] == 1.0
     assert metric_ci(vals, "seconds")[1][0] == lo  # an unknown metric is unbounded
+
+
+def test_random_effects_pooling_hand_computed():
+    from wav.stats import pool_random_effects, se_from_t_interval
+
+    # two studies 0 and 2, both se 1: Q = 2 on 1 df, C = 1, tau^2 = 1, weights 1/2 each -> mean 1; Hartung-Knapp
+    # factor sum w (y - mean)^2 / 1 = 1, so se = sqrt(1 / sum w) = 1, t on 1 df: p = 0.5, half-width 12.706
+    out = pool_random_effects([0.0, 2.0], [1.0, 1.0])
+    assert out["mean"] == pytest.approx(1.0) and out["se"] == pytest.approx(1.0) and out["tau2"] == pytest.approx(1.0)
+    assert out["ci"] == pytest.approx([1 - 12.706205, 1 + 12.706205], rel=1e-6)
+    assert out["p"] == pytest.approx(0.5) and out["i2"] == pytest.approx(0.5) and out["k"] == 2
+    # agreeing studies: no heterogeneity, the factor floored at 1: se = 0.5 / sqrt(3), t = 3.4641 on 2 df
+    out = pool_random_effects([1.0, 1.0, 1.0], [0.5, 0.5, 0.5])
+    assert out["tau2"] == 0.0 and out["i2"] == 0.0 and out["se"] == pytest.approx(0.5 / np.sqrt(3))
+    assert out["p"] == pytest.approx(0.0741799, rel=1e-5)
+    # unequal precision pulls the mean toward the precise study (tau^2 = 0 here: Q = 0.8 < 1 df)
+    assert pool_random_effects([0.0, 1.0], [0.5, 1.0])["mean"] == pytest.approx(0.2)
+    # a t interval of n = 3 values with sd 1: half-width t_{0.975,2} / sqrt(3), so the se is 1 / sqrt(3)
+    assert se_from_t_interval([2.0 - 4.302653 / np.sqrt(3), 2.0 + 4.302653 / np.sqrt(3)], 3) == pytest.approx(1 / np.sqrt(3), rel=1e-6)
+    with pytest.raises(ValueError, match="positive"):
+        pool_random_effects([1.0], [0.0])
+    with pytest.raises(ValueError, match="same length"):
+        pool_random_effects([1.0, 2.0], [1.0])

@@ -51,6 +51,43 @@ def paired_difference(a, b, level: float = 0.95) -> dict:
     return out
 
 
+def se_from_t_interval(ci, n: int, level: float = 0.95) -> float:
+    """The standard error behind a t confidence interval [lo, hi] over n values (what `mean_ci` and
+    `paired_difference` report), for pooling results that kept only their interval."""
+    lo, hi = ci
+    return float((hi - lo) / (2 * stats.t.ppf(0.5 + level / 2, n - 1)))
+
+
+def pool_random_effects(estimates, ses, level: float = 0.95) -> dict:
+    """Random-effects pooling of k independent estimates with standard errors (e.g. one paired difference per
+    task): DerSimonian-Laird's between-estimate variance tau2 and weights, and for the interval the Hartung-Knapp
+    correction with a t on k - 1 df, its variance factor floored at 1 (with few estimates the plain normal
+    interval is too narrow). Returns the pooled mean, its se, CI, two-sided p, tau2, Cochran's Q, I^2 (the
+    share of Q beyond chance) and k."""
+    y, s = np.asarray(estimates, np.float64), np.asarray(ses, np.float64)
+    if y.shape != s.shape:
+        raise ValueError(f"estimates and ses must have the same length, got {y.size} and {s.size}")
+    if y.size == 0 or not np.all(np.isfinite(s) & (s > 0)):
+        raise ValueError(f"every standard error must be finite and positive, got {s.tolist()}")
+    w = 1.0 / s**2
+    fixed = float((w * y).sum() / w.sum())
+    q = float((w * (y - fixed) ** 2).sum())
+    df = y.size - 1
+    c = float(w.sum() - (w**2).sum() / w.sum())
+    tau2 = max(0.0, (q - df) / c) if df > 0 else 0.0
+    wr = 1.0 / (s**2 + tau2)
+    mean = float((wr * y).sum() / wr.sum())
+    if df > 0:
+        spread = float((wr * (y - mean) ** 2).sum() / df)
+        se = float(np.sqrt(max(1.0, spread) / wr.sum()))
+        dist = stats.t(df)
+    else:
+        se, dist = float(s[0]), stats.norm()
+    half = float(dist.ppf(0.5 + level / 2) * se)
+    return {"mean": mean, "se": se, "ci": [mean - half, mean + half], "p": float(2 * dist.sf(abs(mean) / se)),
+            "tau2": float(tau2), "q": q, "i2": float(max(0.0, (q - df) / q)) if q > 0 else 0.0, "k": int(y.size)}
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-9' -> 0..9; '1,3,5' -> [1, 3, 5]; '0-2,7' -> [0, 1, 2, 7]. Seeds are integers >= 0."""
     seeds: list[int] = []
