@@ -1,0 +1,78 @@
+"""How wrong the world model is on what each strategy labels in round 1, read off the run records of robot
+acquisition folders (issue 13). Nothing is fitted or scored here.
+
+Every round of a pool run records `oracle_error_of_chosen`: the true open-loop error of the trajectories it
+labelled, under the world model it scored them with. In round 1 that model is the seed's shared warm-up model,
+so the number is comparable across strategies of a seed (in round 2 each strategy has its own model, so it is
+not). Per strategy: that round-1 error (mean over seeds, min-max), as a multiple of random's batch, and the
+final 32-step eval error of the same runs.
+
+    python benchmarks/robot_batch_error.py --folder runs/robot-acq-Can-openloop --folder runs/robot-acq-Square-openloop \
+        --out benchmarks/results/robot_batch_error.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+NAMES = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
+
+
+def read(folder: Path) -> dict[str, dict[int, tuple[float, float]]]:
+    """strategy -> seed -> (round-1 oracle error of the labelled batch, final eval error), finished runs only."""
+    out: dict[str, dict[int, tuple[float, float]]] = {}
+    for run in sorted((folder / "runs").glob("*/seed*")):
+        if not (run / "done").exists():
+            continue
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        first = next((r for r in rows if r.get("round") == 1), None)
+        if first is None or "oracle_error_of_chosen" not in first:
+            raise SystemExit(f"{run / 'metrics.jsonl'}: no round-1 row with oracle_error_of_chosen")
+        out.setdefault(run.parent.name, {})[int(run.name.removeprefix("seed"))] = (first["oracle_error_of_chosen"], rows[-1]["pred_error"])
+    if not out:
+        raise SystemExit(f"{folder}: no finished runs under {folder / 'runs'}")
+    return out
+
+
+def section(folder: Path) -> list[str]:
+    runs = read(folder)
+    names = [s for s in NAMES if s in runs] + sorted(set(runs) - set(NAMES))
+    seeds = sorted(set.intersection(*(set(runs[s]) for s in names)))
+    ref = np.mean([runs["random"][k][0] for k in seeds]) if "random" in runs else None
+    lines = [f"## `{folder}`", "", f"Seeds {', '.join(map(str, seeds))} (those every strategy finished).", "",
+             "| strategy | round-1 batch: true error, mean (min-max) | / random's | final eval error, mean (min-max) |",
+             "|---|---|---|---|"]
+    for s in names:
+        b = np.array([runs[s][k][0] for k in seeds])
+        f = np.array([runs[s][k][1] for k in seeds])
+        rel = f"{b.mean() / ref:.2f}x" if ref else "—"
+        lines.append(f"| {s} | {b.mean():.3f} ({b.min():.3f}-{b.max():.3f}) | {rel} | {f.mean():.3f} ({f.min():.3f}-{f.max():.3f}) |")
+    return lines + [""]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--folder", action="append", required=True, help="a `wav reproduce robot-acquisition` folder (repeatable)")
+    ap.add_argument("--out", required=True, help="markdown file (overwritten)")
+    args = ap.parse_args(argv)
+    folders = [Path(f) for f in args.folder]
+    for f in folders:
+        if not (f / "runs").is_dir():
+            raise SystemExit(f"{f}: not a robot acquisition folder (no runs/)")
+    text = ["# The true error of what each strategy labels in round 1", "",
+            f"Written by `python benchmarks/robot_batch_error.py {' '.join(f'--folder {f}' for f in folders)} --out {args.out}` "
+            f"on {datetime.now(timezone.utc):%Y-%m-%d}; see its docstring.", ""]
+    for f in folders:
+        text += section(f)
+    Path(args.out).write_text("\n".join(text))
+    print(f"table: {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
