@@ -290,6 +290,47 @@ def test_cli_openloop_scale_is_recorded_and_reported(tmp_path, capsys):
     assert "open-loop loss at weight 0.5" in (out / "table.md").read_text()
 
 
+def test_cli_random_mix_reaches_the_runs_and_keeps_the_seed_set_fits(tmp_path, capsys):
+    """`--random-mix wav=1` makes WAV pick its whole batch uniformly: its picks are then random's own (same run rng
+    stream up to the strategy name, so compared through the recorded settings and the batch errors), the override
+    is recorded and reported, and the seed-set fits of a folder run without it are loaded, not refit."""
+    pytest.importorskip("h5py")
+    import shutil
+
+    write_pool(tmp_path / "pool.hdf5")
+    base = ["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(tmp_path), "--warmup", "4", "--seeds", "0",
+            "--strategies", "wav", "--preset", "debug", "--jobs", "1", "--json"]
+    plain, mixed = tmp_path / "plain", tmp_path / "mixed"
+    rc, _, err = cli(base + ["--out", str(plain)], capsys)
+    assert rc == 0, err
+    shutil.copytree(plain / "fits", mixed / "fits")
+    rc, _, err = cli(base + ["--random-mix", "wav=1", "--out", str(mixed)], capsys)
+    assert rc == 0, err
+    for f in (plain / "fits").rglob("*.pt"):  # the seed-set fits were loaded, not refit (a refit rewrites them, seconds and all)
+        assert f.read_bytes() == (mixed / f.relative_to(plain)).read_bytes()
+    run = mixed / "runs" / "wav" / "seed0"
+    assert json.loads((run / "config.json").read_text())["settings"]["round"]["random_mix"] == [["wav", 1.0]]
+    assert json.loads((mixed / "results.json").read_text())["random_mix"] == {"wav": 1.0}
+    assert "`--random-mix`): wav 1." in (mixed / "table.md").read_text()
+    rows = {f: [json.loads(x) for x in (f / "runs" / "wav" / "seed0" / "metrics.jsonl").read_text().splitlines()] for f in (plain, mixed)}
+    assert rows[plain][0] == rows[mixed][0]  # round 0: the same seed-set world model
+    # uniform picks: the batch is not WAV's top-scored one, so its true error differs
+    assert rows[plain][1]["oracle_error_of_chosen"] != rows[mixed][1]["oracle_error_of_chosen"]
+
+
+@pytest.mark.parametrize("value, needle", [("wav=1.5", "bad entry"), ("wav", "bad entry"), ("wav=x", "bad entry"),
+                                           ("nosuch=0.3", "unknown strategy"), (",", "nothing in")])
+def test_cli_refuses_a_bad_random_mix(tmp_path, capsys, value, needle):
+    pytest.importorskip("h5py")
+    write_pool(tmp_path / "pool.hdf5")
+    with pytest.raises(SystemExit) as e:  # refused while parsing
+        cli(["reproduce", "robot-acquisition", "--task", "Synthetic", "--data", str(tmp_path), "--warmup", "4", "--seeds", "0",
+             "--strategies", "wav", "--preset", "debug", "--random-mix", value, "--out", str(tmp_path / "out")], capsys)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1 and "--random-mix" in err and needle in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_two_jobs_give_the_runs_of_one_job(tmp_path, capsys):
     """The seed-set fits and the (strategy, seed) runs go to parallel workers in two waves: the schedule and the job
     count change no metric, and the timings are still gathered per seed (every fit and run of it)."""

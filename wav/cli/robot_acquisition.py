@@ -21,6 +21,27 @@ def _data(text: str) -> str:
     return str(f)
 
 
+def _random_mix(text: str) -> tuple[tuple[str, float], ...]:
+    """'wav=0.3,ensemble=0' -> (('ensemble', 0.0), ('wav', 0.3)); names from the strategy registry, ratios in [0, 1]."""
+    from wav.acquire import REGISTRY
+
+    out = {}
+    for part in (x.strip() for x in str(text).split(",") if x.strip()):
+        name, eq, value = part.partition("=")
+        try:
+            ratio = float(value) if eq else float("nan")
+        except ValueError:
+            ratio = float("nan")
+        if not 0.0 <= ratio <= 1.0:
+            raise CheckError(f"bad entry {part!r}; expected NAME=R with R in [0, 1], e.g. wav=0.3")
+        if name.strip() not in REGISTRY:
+            raise CheckError(f"unknown strategy {name.strip()!r}; known: {sorted(REGISTRY)}")
+        out[name.strip()] = ratio
+    if not out:
+        raise CheckError(f"nothing in {text!r}; expected NAME=R[,NAME=R], e.g. wav=0.3")
+    return tuple(sorted(out.items()))
+
+
 def register(top, groups) -> None:
     p = add_parser(groups["reproduce"], "robot-acquisition", help="robot pool protocol: strategies x seeds on one task, CIs, paired tests, figure")
     p.add_argument("--task", required=True, help="manipulation task (checked against the pool file), 'all' (the six) or a comma-separated list "
@@ -45,6 +66,9 @@ def register(top, groups) -> None:
     p.add_argument("--openloop-scale", type=non_negative_float, default=0.0,
                    help="weight of the world model's open-loop loss (the prior rolled over each training window under the "
                         "recorded actions; 0 = DreamerV3's objective)")
+    p.add_argument("--random-mix", type=_random_mix, default=(), metavar="NAME=R[,NAME=R]",
+                   help="diagnostic: change a strategy's random-mix ratio R in [0, 1] (the share of its batch drawn uniformly; "
+                        "published: ensemble and progress 0.3, oracle 0.1, wav 0), e.g. wav=0.3")
     p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: rewrite results, tables and figures from the finished runs (the seeds every strategy finished)")
@@ -70,7 +94,7 @@ def cmd_robot_acquisition(args) -> int:
     exp = RobotAcquisitionExperiment(task=args.task, data=args.data, warmup=args.warmup, out=args.out, seeds=tuple(args.seeds), strategies=names,
                                      preset=args.preset, rounds=args.rounds, budget=args.budget, backend=args.backend, jobs=args.jobs,
                                      ray_address=args.ray_address, force=args.force, error_scale=args.error_scale,
-                                     score_space=args.score_space, openloop_scale=args.openloop_scale)
+                                     score_space=args.score_space, openloop_scale=args.openloop_scale, random_mix=args.random_mix)
     if tasks is not None:
         per = run_tasks(exp, tasks, progress=not args.json, report_only=args.report_only)
         print(open(os.path.join(args.out, "table.md")).read())

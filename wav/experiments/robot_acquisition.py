@@ -98,6 +98,10 @@ class RobotAcquisitionExperiment:
     """weight of the world model's open-loop loss (`RSSMConfig.openloop_scale`) for every RSSM of the experiment
     (warm-up fit, refits, ensemble); 0 = the preset's DreamerV3 objective"""
 
+    random_mix: tuple[tuple[str, float], ...] = ()
+    """overrides of the published random-mix ratios (REFERENCE §1: ensemble and progress 0.3, oracle 0.1, WAV 0),
+    e.g. (("wav", 0.3),): the share of a strategy's batch drawn uniformly instead of by its score (a diagnostic)"""
+
     @property
     def domain(self) -> ManipulationDomain:
         return replace(lookup(DOMAIN_PRESETS, self.preset), score_space=self.score_space, rssm_openloop=self.openloop_scale)
@@ -115,7 +119,8 @@ class RobotAcquisitionExperiment:
 
     @property
     def round(self) -> RoundConfig:
-        return lookup(ROUND_PRESETS, self.preset)
+        cfg = lookup(ROUND_PRESETS, self.preset)
+        return replace(cfg, random_mix=tuple(self.random_mix)) if self.random_mix else cfg
 
     @property
     def protocol(self) -> PoolConfig:
@@ -364,8 +369,11 @@ def fit_path(exp: RobotAcquisitionExperiment, seed: int, part: str) -> Path:
 
 
 def fit_key(exp: RobotAcquisitionExperiment, seed: int, part: str, digest: str) -> dict:
-    """What a seed-set fit and its round-0 evaluation depend on: a run's settings without the strategy."""
-    return json.loads(json.dumps({k: v for k, v in settings(exp, "", seed, digest).items() if k != "strategy"} | {"part": part}))
+    """What a seed-set fit and its round-0 evaluation depend on: a run's settings without the strategy and without
+    the random-mix overrides (they change which candidates a run picks, not the seed-set fits)."""
+    key = json.loads(json.dumps({k: v for k, v in settings(exp, "", seed, digest).items() if k != "strategy"} | {"part": part}))
+    key["round"]["random_mix"] = []
+    return key
 
 
 def save_fit(exp: RobotAcquisitionExperiment, fit: dict, digest: str) -> None:
@@ -590,6 +598,7 @@ def report(exp: RobotAcquisitionExperiment) -> dict:
                      "pred_error": [m for m, _, _ in stats], "ci": [[lo, hi] for _, lo, hi in stats]}
     results = {"task": exp.task, "warmup": exp.warmup, "preset": exp.preset, "n_seeds": len({k for by in rows.values() for k in by}), "rounds": exp.rounds, "error_scale": exp.error_scale,
                "score_space": exp.score_space, **({"openloop_scale": exp.openloop_scale} if exp.openloop_scale else {}),
+               **({"random_mix": dict(exp.random_mix)} if exp.random_mix else {}),
                "budget": exp.protocol.budget, "data": str(pool_file(exp.data)), "strategies": strategies, "paired_wav_minus": paired,
                "curves": curves, "sample_efficiency": sample_efficiency(curves)}
     return write_report(exp.out, results, markdown_table, plot)
@@ -604,7 +613,9 @@ def markdown_table(results: dict) -> str:
              f"partition, standardised by the {'warm-up and explore states' if results.get('error_scale') == 'pooled' else 'warm-up set'} "
              "(after the last round); Spearman/Kendall = round-1 scores vs the oracle error."
              + (" wav, wav-dense and ensemble score in the RSSM's latent feature space (`--score-space latent`)." if results.get("score_space") == "latent" else "")
-             + (f" Every RSSM trains with the open-loop loss at weight {results['openloop_scale']:g} (`--openloop-scale`)." if results.get("openloop_scale") else ""),
+             + (f" Every RSSM trains with the open-loop loss at weight {results['openloop_scale']:g} (`--openloop-scale`)." if results.get("openloop_scale") else "")
+             + (" Random-mix ratios changed from the published ones (`--random-mix`): "
+                + ", ".join(f"{k} {v:g}" for k, v in results["random_mix"].items()) + "." if results.get("random_mix") else ""),
              "", "| strategy | reads candidate actions | error ↓ | error after round 1 | ee / robot / object error | Spearman ↑ | Kendall ↑ | wav − X error (p) | published error (image units) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s, e in results["strategies"].items():
