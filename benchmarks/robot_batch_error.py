@@ -27,12 +27,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from wav.experiments.robot_acquisition import STRATEGIES as NAMES  # noqa: E402
 from wav.stats import paired_difference  # noqa: E402
 
-NAMES = ("random", "ensemble", "progress", "wav-dense", "wav", "oracle")
 
-
-def read(folder: Path) -> dict[str, dict[int, tuple[float, float]]]:
+def read(folder: Path) -> dict[str, dict[int, tuple[float, float, float]]]:
     """strategy -> seed -> (round-1 oracle error of the labelled batch, final eval error, round-1 Spearman), finished runs only."""
     out: dict[str, dict[int, tuple[float, float, float]]] = {}
     for run in sorted((folder / "runs").glob("*/seed*")):

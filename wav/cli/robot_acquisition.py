@@ -27,16 +27,16 @@ def _random_mix(text: str) -> tuple[tuple[str, float], ...]:
 
     out = {}
     for part in (x.strip() for x in str(text).split(",") if x.strip()):
-        name, eq, value = part.partition("=")
+        name, _, value = (x.strip() for x in part.partition("="))
         try:
-            ratio = float(value) if eq else float("nan")
-        except ValueError:
+            ratio = float(value)
+        except ValueError:  # also an entry without '='
             ratio = float("nan")
         if not 0.0 <= ratio <= 1.0:
             raise CheckError(f"bad entry {part!r}; expected NAME=R with R in [0, 1], e.g. wav=0.3")
-        if name.strip() not in REGISTRY:
-            raise CheckError(f"unknown strategy {name.strip()!r}; known: {sorted(REGISTRY)}")
-        out[name.strip()] = ratio
+        if name not in REGISTRY:
+            raise CheckError(f"unknown strategy {name!r}; known: {sorted(REGISTRY)}")
+        out[name] = ratio
     if not out:
         raise CheckError(f"nothing in {text!r}; expected NAME=R[,NAME=R], e.g. wav=0.3")
     return tuple(sorted(out.items()))
