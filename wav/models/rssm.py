@@ -117,8 +117,8 @@ class Linear(nn.Module):
             y = torch.bmm(x.reshape(-1, m, x.shape[-1]).transpose(0, 1), w)  # (M, N, O)
             y = y.transpose(0, 1).reshape(*x.shape[:-1], w.shape[-1])  # (..., M, O), a view
             return y if b is None else y + b
-        y = x @ w[0]  # (..., 1, O)
-        return y if b is None else y + b[0]
+        y = x @ w.squeeze(0)  # (..., 1, O); a view, whose backward is another view (w[0]'s fills a zero tensor)
+        return y if b is None else y + b.squeeze(0)
 
 
 class Norm(nn.Module):
@@ -300,13 +300,17 @@ class RSSM(nn.Module):
         h0, z0 = self.initial(b)
         h, z = h0, z0
         hs, zs, logits = [], [], []
+        # per-step slices by unbind: its backward stacks the steps' gradients once, where indexing [:, i] would
+        # write each step's into a zero tensor of the whole window (the same sums, O(T) instead of O(T^2) memory)
+        a_steps, e_steps = a_term.unbind(1), e_term.unbind(1)
+        noise_steps = [None] * t if noise is None else noise.unbind(1)
         for i in range(t):
             if i and bool(reset[:, i].any()):
                 r = reset[:, i, None, None]  # (B, 1, 1)
                 h, z = torch.where(r, h0, h), torch.where(r, z0, z)
-            h = self.img_step(h, z, a_term[:, i])
-            lg = self.post_out(F.silu(self.obs_norm(self.obs_h(h) + e_term[:, i])))
-            z = self.sample(lg, None, None if noise is None else noise[:, i])
+            h = self.img_step(h, z, a_steps[i])
+            lg = self.post_out(F.silu(self.obs_norm(self.obs_h(h) + e_steps[i])))
+            z = self.sample(lg, None, noise_steps[i])
             hs.append(h), zs.append(z), logits.append(lg)
         return torch.stack(hs, 1), torch.stack(zs, 1), torch.stack(logits, 1)
 
@@ -386,8 +390,8 @@ class RSSM(nn.Module):
         h, z = latent
         a_term = self.img_a(self._members(actions.float()))  # (B, H, M, hidden)
         hs, zs = [], []
-        for k in range(actions.shape[1]):
-            h = self.img_step(h, z, a_term[:, k])
+        for a_k in a_term.unbind(1):
+            h = self.img_step(h, z, a_k)
             z = self.sample(self.prior(h), generator)
             hs.append(h), zs.append(z)
         return self.decode(self.features(torch.stack(hs, 1), torch.stack(zs, 1)))
@@ -427,8 +431,8 @@ class RSSM(nn.Module):
         h, z = latent
         a_term = self.img_a(self._members(actions.float()))  # (B, H, M, hidden)
         feats = []
-        for k in range(actions.shape[1]):
-            h = self.img_step(h, z, a_term[:, k])
+        for a_k in a_term.unbind(1):
+            h = self.img_step(h, z, a_k)
             z = self.sample(self.prior(h), generator)
             feats.append(self.features(h, z))
         return torch.stack(feats, 1)
