@@ -216,7 +216,14 @@ def test_latent_score_ranks_states_the_actions_cannot_produce_first(world):
 # ----- the pool file, the experiment and the CLI (h5py) --------------------------------------------------------
 
 
-def write_pool(path, bad: str | None = None, task: str = "Synthetic"):
+def frames_of(states: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Synthetic 64x64 RGB frames (T+1, 64, 64, 3) uint8 that show each state's first three features."""
+    rng = np.random.default_rng(seed)
+    base = np.clip(128 + 40 * states[:, :3], 0, 255)[:, None, None, :]
+    return np.clip(base + rng.integers(-8, 9, (len(states), 64, 64, 3)), 0, 255).astype(np.uint8)
+
+
+def write_pool(path, bad: str | None = None, task: str = "Synthetic", images: bool = False):
     from wav.data.robot_io import Trajectory, save_trajectories
 
     trajs = trajectories(14, 40, 5)
@@ -227,7 +234,8 @@ def write_pool(path, bad: str | None = None, task: str = "Synthetic"):
             s[4, 2] = np.nan
         if bad == "range" and i == 3:
             a[1, 0] = 1.5
-        out.append(Trajectory(s, a, np.zeros(len(a), np.float32), np.zeros(len(a), bool), False, "synthetic"))
+        out.append(Trajectory(s, a, np.zeros(len(a), np.float32), np.zeros(len(a), bool), False, "synthetic",
+                              images=frames_of(s, i) if images else None))
     masks = {"warmup_4": [0, 1, 2, 3], "explore": list(range(4, 11)), "eval": [11, 12, 13]}
     save_trajectories(path, out, {"task": task, "layout": LAYOUT}, masks)
     return path
@@ -530,3 +538,86 @@ def test_merge_seconds_keeps_an_earlier_invocations_runs_of_a_seed_it_reruns():
     assert merge_seconds([], second) == second
     redone = [{"seed": 0, "seconds": 80.0, "fit_seconds": {"world_model": 20.0}, "run_seconds": {"random": 30.0, "wav": 30.0}, "peak_rss_mb": 1.0}]
     assert merge_seconds(first[:1], redone) == redone
+
+
+# ----- camera frames (the `paper` preset's RSSM reads them) ------------------------------------------------------
+
+
+def image_dataset(n: int, steps: int, seed: int, ragged: bool = False) -> TrajectorySet:
+    data = dataset(n, steps, seed, ragged)
+    return replace(data, images=tuple(frames_of(s, seed * 100 + i) for i, (s, _) in enumerate(data.trajectories)))
+
+
+def test_windows_stream_the_camera_frames_of_their_steps():
+    from wav.data.sequences import ImageSequenceBatch, Windows, frames_to_float
+
+    data = image_dataset(3, 20, 0)
+    w = Windows(list(data.trajectories), 8, images=list(data.images))
+    (b,) = next(w.chunks(len(w)))
+    assert isinstance(b, ImageSequenceBatch) and b.images.shape == (len(w), 8, 3, 64, 64)
+    stream_frames = np.concatenate(data.images)  # the windows tile the stream: window k starts at step 8 k
+    assert torch.equal(b.images[1], frames_to_float(torch.from_numpy(stream_frames[8:16])))
+    assert float(b.images.min()) >= 0.0 and float(b.images.max()) <= 1.0
+    with pytest.raises(ValueError, match="images must be"):
+        Windows(list(data.trajectories), 8, images=[im[:-1] for im in data.images])
+
+
+def test_subsets_and_concatenations_keep_each_trajectorys_frames():
+    data = image_dataset(5, 20, 0)
+    sub = DOMAIN.subset(data, np.array([3, 1]))
+    assert sub.images[0] is data.images[3] and sub.images[1] is data.images[1]
+    both = DOMAIN.concat([sub, data])
+    assert len(both.images) == 7 and both.images[2] is data.images[0]
+    assert DOMAIN.concat([sub, dataset(2, 20, 1)]).images is None  # frames only when every part has them
+
+
+def test_an_rssm_with_images_reads_each_rows_own_frames():
+    """The image RSSM finds each (ragged) row's frames from its states; changing the frames alone changes its
+    scores, and a row whose trajectory came without frames is refused in one line."""
+    from wav.domains.manipulation import register_images
+
+    domain = replace(DOMAIN, images=True)
+    seed_set, pool = image_dataset(6, 40, 0), image_dataset(5, 40, 1, ragged=True)
+    with pytest.raises(ValueError, match="has none"):
+        domain.build("world_model", dataset(3, 40, 0), 0)
+    wm = domain.fit("world_model", seed_set, 0, train=replace(FAST, epochs=2))
+    assert wm.reads_images and wm.rssm.cfg.image_channels == 3
+    b = domain.batch(pool)
+    loss = wm.loss(*b.tensors())
+    assert loss.shape == (5,) and torch.isfinite(loss).all()
+    assert torch.equal(loss, wm.loss(*domain.batch(pool).tensors()))  # deterministic
+    register_images(replace(pool, images=tuple(255 - im for im in pool.images)))  # same states, other frames
+    assert not torch.equal(loss, wm.loss(*b.tensors()))
+    assert wm.latent_mismatch(b.states, b.actions)[1].shape[1] == 31
+    plain = DOMAIN.batch(dataset(2, 30, 7))
+    with pytest.raises(ValueError, match="reads camera images.*--camera"):
+        wm.loss(*plain.tensors())
+
+
+def test_cli_images_run_end_to_end_and_refuse_a_pool_without_frames(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    from wav.experiments.robot_acquisition import RobotAcquisitionExperiment, load_data, load_world_model
+
+    plain = write_pool(tmp_path / "plain" / "pool.hdf5")
+    base = ["reproduce", "robot-acquisition", "--task", "Synthetic", "--warmup", "4", "--seeds", "0", "--strategies", "wav,oracle",
+            "--preset", "debug", "--jobs", "1", "--images", "--json"]
+    rc, _, err = cli(base + ["--data", str(plain), "--out", str(tmp_path / "refused")], capsys)
+    assert rc != 0 and len(err.strip().splitlines()) == 1 and "obs/image" in err and str(plain) in err and "--camera" in err
+    assert not (tmp_path / "refused" / "runs").exists()
+    pool = write_pool(tmp_path / "cam" / "pool.hdf5", images=True)
+    out = tmp_path / "out"
+    rc, stdout, err = cli(base + ["--data", str(pool), "--out", str(out)], capsys)
+    assert rc == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["strategies"]["oracle"]["spearman"] == pytest.approx(1.0)
+    run = out / "runs" / "wav" / "seed0"
+    assert json.loads((run / "config.json").read_text())["settings"]["domain"]["images"] is True
+    wm, _ = load_world_model(run / "world_model.pt")
+    assert wm.rssm.cfg.image_channels == 3
+    exp = RobotAcquisitionExperiment(task="Synthetic", data=str(pool), warmup=4, preset="debug", images=True)
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["pred_error"] == pytest.approx(exp.domain.evaluate(wm, load_data(exp))["pred_error"], rel=1e-6)
+    from wav.experiments.robot_downstream import RobotDownstreamExperiment, resolve
+
+    with pytest.raises(ValueError, match="reads camera images, and the planner filters states only"):
+        resolve(RobotDownstreamExperiment(task="Synthetic", source=str(out), seeds=(0,), strategies=("wav",), preset="debug"))

@@ -5,6 +5,8 @@ Needs the extras `robot` (robosuite) and/or `maniskill`; see docs/robot.md.
 
 from __future__ import annotations
 
+import argparse
+
 import json
 from pathlib import Path
 
@@ -97,7 +99,7 @@ def cmd_build(args) -> int:
 
     _threads()
     over = {k: v for k, v in dict(expert_episodes=args.expert_episodes, rollouts_per_checkpoint=args.rollouts_per_checkpoint,
-                                    n_jobs=args.jobs, seed=args.seed).items() if v is not None}
+                                    n_jobs=args.jobs, seed=args.seed, camera=args.camera).items() if v is not None}
     cfg = preset(args.task, args.preset, **over)
     if args.train_steps:
         cfg = replace(cfg, policy=replace(cfg.policy, train_steps=args.train_steps))
@@ -166,4 +168,7 @@ def register(top, groups) -> None:
     p.add_argument("--warmup-sizes", type=int_list(1), help="override the preset, comma-separated (e.g. 200,400)")
     p.add_argument("--jobs", type=positive_int, help="worker processes (preset: 2)")
     p.add_argument("--seed", type=int, help="base seed (preset: 0)")
+    p.add_argument("--camera", action=argparse.BooleanOptionalAction, default=None,
+                   help="also record a 64x64 camera frame per step in experts.hdf5 and pool.hdf5 (what an RSSM with images reads; "
+                        "default: the preset's, paper: on); rendering makes collection ~6-15x slower")
     p.set_defaults(func=cmd_build)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -69,6 +70,9 @@ def register(top, groups) -> None:
     p.add_argument("--random-mix", type=_random_mix, default=(), metavar="NAME=R[,NAME=R]",
                    help="diagnostic: change a strategy's random-mix ratio R in [0, 1] (the share of its batch drawn uniformly; "
                         "published: ensemble and progress 0.3, oracle 0.1, wav 0), e.g. wav=0.3")
+    p.add_argument("--images", action=argparse.BooleanOptionalAction, default=None,
+                   help="every RSSM also reads the pool's 64x64 camera frames (the pool built with `wav robot build --camera`); "
+                        "default: the preset's (paper: on; debug, cpu: off)")
     p.add_argument("--force", action="store_true", help="redo finished runs whose recorded settings differ (default: refuse to mix them)")
     p.add_argument("--report-only", action="store_true",
                    help="run nothing: rewrite results, tables and figures from the finished runs (the seeds every strategy finished)")
@@ -94,7 +98,8 @@ def cmd_robot_acquisition(args) -> int:
     exp = RobotAcquisitionExperiment(task=args.task, data=args.data, warmup=args.warmup, out=args.out, seeds=tuple(args.seeds), strategies=names,
                                      preset=args.preset, rounds=args.rounds, budget=args.budget, backend=args.backend, jobs=args.jobs,
                                      ray_address=args.ray_address, force=args.force, error_scale=args.error_scale,
-                                     score_space=args.score_space, openloop_scale=args.openloop_scale, random_mix=args.random_mix)
+                                     score_space=args.score_space, openloop_scale=args.openloop_scale, random_mix=args.random_mix,
+                                     images=args.images)
     if tasks is not None:
         per = run_tasks(exp, tasks, progress=not args.json, report_only=args.report_only)
         print(open(os.path.join(args.out, "table.md")).read())

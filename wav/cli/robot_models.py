@@ -46,7 +46,7 @@ def _horizon(text: str) -> int:
     return value
 
 
-def load_partition(path: str, key: str):
+def load_partition(path: str, key: str, images: bool = False):
     """The trajectories of filter key `key` as a TrajectorySet, and the file's env_args; BadInput names the file
     and the field (missing key, with the keys the file has; an empty partition; no state layout; NaN states or
     actions outside [-1, 1] in a demo)."""
@@ -64,7 +64,7 @@ def load_partition(path: str, key: str):
     if not masks[key]:
         raise BadInput(f"{path}: field 'mask/{key}': is empty")
     try:
-        trajs, env_args = load_trajectories(path, filter_key=key)  # NaN, action range, shapes: named per demo and field
+        trajs, env_args = load_trajectories(path, filter_key=key, images=images)  # NaN, action range, shapes: named per demo and field
     except DataError as e:
         raise BadInput(str(e)) from None
     layout = env_args.get("layout") or {}
@@ -147,7 +147,7 @@ def cmd_train(args) -> int:
     from wav.train import save_checkpoint
 
     set_threads(args.threads)
-    domain = DOMAIN_PRESETS[args.preset]
+    domain = dataclasses.replace(DOMAIN_PRESETS[args.preset], images=False)  # states only here; camera frames: robot-acquisition --images
     part = "world_model" if args.command_name == "rssm" else "dense_inverse" if args.dense else "inverse"
     if part == "world_model":
         domain = dataclasses.replace(domain, rssm_openloop=args.openloop_scale)
@@ -184,7 +184,7 @@ def cmd_train(args) -> int:
 
 def _eval_inputs(args):
     blob = _read_checkpoint(args.ckpt, args.command_name)
-    data, env_args = load_partition(args.data, args.filter)
+    data, env_args = load_partition(args.data, args.filter, images=bool(blob["config"].get("image_channels")))
     _check_match(args.ckpt, blob["meta"], args.data, env_args)
     a, want = data.dims[1], blob["config"].get("action_dim")
     if a != want:

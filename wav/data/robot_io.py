@@ -185,7 +185,7 @@ def _load_demo(path, g, name: str, keys: list[str], images: bool) -> Trajectory:
     imgs = None
     if images:
         if IMAGE_KEY not in g["obs"]:
-            raise fail(f"obs/{IMAGE_KEY}", "missing (file was written without camera observations)")
+            raise fail(f"obs/{IMAGE_KEY}", "missing (file was written without camera observations: build it with `wav robot build --camera`, or run without images)")
         nxt = g["next_obs"][IMAGE_KEY][-1:] if "next_obs" in g and IMAGE_KEY in g["next_obs"] else g["obs"][IMAGE_KEY][-1:]
         imgs = np.concatenate([g["obs"][IMAGE_KEY][()], nxt]).astype(np.uint8)
     rewards = vectors.get("rewards", np.zeros(t)).astype(np.float32)

@@ -61,6 +61,22 @@ def stream(trajectories: Sequence[Trajectory]) -> tuple[Tensor, Tensor, Tensor]:
     return states, actions, is_first
 
 
+def stream_images(trajectories: Sequence[Trajectory], images: Sequence[np.ndarray]) -> Tensor:
+    """The trajectories' camera frames end to end, aligned with `stream`'s steps: (N, H, W, C) uint8."""
+    if len(images) != len(trajectories):
+        raise ValueError(f"{len(images)} image sequences for {len(trajectories)} trajectories")
+    for i, ((s, _), im) in enumerate(zip(trajectories, images)):
+        im = np.asarray(im)
+        if im.ndim != 4 or len(im) != len(s) or im.dtype != np.uint8:
+            raise ValueError(f"trajectory {i}: images must be (T+1, H, W, C) uint8 with T+1 = {len(s)}; got {im.shape} {im.dtype}")
+    return torch.from_numpy(np.concatenate([np.asarray(im) for im in images]))
+
+
+def frames_to_float(frames: Tensor) -> Tensor:
+    """uint8 frames (..., H, W, C) -> float (..., C, H, W) in [0, 1], the RSSM's image input."""
+    return frames.movedim(-1, -3).float() / 255.0
+
+
 class Windows:
     """T-step windows of a step stream, as `SequenceBatch`es, with the shared fitting loop's sampler contract.
 
@@ -73,9 +89,12 @@ class Windows:
     initial state.
     """
 
-    def __init__(self, trajectories: Sequence[Trajectory] | None = None, length: int = 32, *, _stream=None, _starts=None):
+    def __init__(self, trajectories: Sequence[Trajectory] | None = None, length: int = 32, *, images: Sequence[np.ndarray] | None = None,
+                 _stream=None, _starts=None, _images=None):
         self.length = int(length)
         self.states, self.actions, self.is_first = _stream if _stream is not None else stream(trajectories)
+        # camera frames (T+1, H, W, C) uint8 per trajectory, streamed like the states; batches then carry them
+        self.images = _images if _images is not None else (None if images is None else stream_images(trajectories, images))
         n = len(self.states)
         if n < self.length:
             raise ValueError(f"{n} steps in all, fewer than one window of {self.length}")
@@ -102,11 +121,14 @@ class Windows:
         return len(self.starts)
 
     def _child(self, starts: Tensor) -> "Windows":
-        return Windows(length=self.length, _stream=(self.states, self.actions, self.is_first), _starts=starts)
+        return Windows(length=self.length, _stream=(self.states, self.actions, self.is_first), _starts=starts, _images=self.images)
 
     def batch(self, starts: Tensor) -> SequenceBatch:
-        """Windows beginning at the given stream positions (B,) -> SequenceBatch of (B, T, ...)."""
+        """Windows beginning at the given stream positions (B,) -> SequenceBatch of (B, T, ...) (an
+        `ImageSequenceBatch` with images (B, T, C, H, W) in [0, 1] when the sampler streams camera frames)."""
         idx = starts[:, None] + torch.arange(self.length)  # (B, T)
+        if self.images is not None:
+            return ImageSequenceBatch(self.states[idx], self.actions[idx], self.is_first[idx], frames_to_float(self.images[idx]))
         return SequenceBatch(self.states[idx], self.actions[idx], self.is_first[idx])
 
     def split(self, n_val: int, generator: torch.Generator) -> tuple["Windows", "Windows"]:

@@ -23,6 +23,7 @@ buys, read only by the privileged strategies). The models here work on those fla
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
@@ -55,10 +56,12 @@ fit says so on stderr)"""
 @dataclass(frozen=True)
 class TrajectorySet:
     """Trajectories (states (T+1, D) float32, actions (T, A) float32) and the state layout
-    (`StateLayout.to_dict()`: names, sizes, groups)."""
+    (`StateLayout.to_dict()`: names, sizes, groups); `images`, when the pool was built with a camera, holds each
+    trajectory's frames (T+1, 64, 64, C) uint8 in the same order."""
 
     trajectories: tuple
     layout: dict
+    images: tuple | None = None
 
     def __len__(self) -> int:
         return len(self.trajectories)
@@ -71,7 +74,9 @@ class TrajectorySet:
         for t in trajectories:
             s, a = (t.states, t.actions) if hasattr(t, "states") else t
             pairs.append((continuous_quaternions(np.asarray(s, np.float32), layout), np.asarray(a, np.float32)))
-        return TrajectorySet(tuple(pairs), dict(layout))
+        images = [getattr(t, "images", None) for t in trajectories]
+        has = bool(images) and all(im is not None for im in images)
+        return TrajectorySet(tuple(pairs), dict(layout), tuple(np.asarray(im, np.uint8) for im in images) if has else None)
 
     @property
     def dims(self) -> tuple[int, int]:
@@ -116,8 +121,53 @@ def continuous_quaternions(states: np.ndarray, layout: dict) -> np.ndarray:
     return out
 
 
+_IMAGES: dict[bytes, np.ndarray] = {}
+"""camera frames of every trajectory this process has turned into rows (`flat_rows` of a `TrajectorySet` with
+images), keyed by the bytes of its states: the verification core hands a world model state rows only, and an
+RSSM that reads images finds each row's frames here"""
+
+
+def _state_key(states: np.ndarray) -> bytes:
+    return hashlib.sha1(np.ascontiguousarray(states, dtype=np.float32).tobytes()).digest()
+
+
+def register_images(data: TrajectorySet) -> None:
+    """Make `data`'s camera frames findable from its state rows (`row_images`)."""
+    for (s, _), im in zip(data.trajectories, data.images or ()):
+        _IMAGES[_state_key(s)] = im
+
+
+def row_images(states: Tensor, state_dim: int) -> list[np.ndarray]:
+    """The camera frames (T+1, H, W, C) of each flat state row (N, (Tmax+1) D), NaN padding stripped; a row whose
+    trajectory was never registered is refused in one line."""
+    out = []
+    for i, row in enumerate(states.detach().float().reshape(len(states), -1, state_dim).numpy()):
+        s = row[np.isfinite(row).all(-1)]
+        im = _IMAGES.get(_state_key(s))
+        if im is None or len(im) < len(s):
+            raise ValueError(f"this world model reads camera images, and row {i} ({len(s)} states) is not a trajectory of a pool "
+                             "read with images (build the pool with `wav robot build --camera`)")
+        out.append(im)
+    return out
+
+
+def window_frames(images: list[np.ndarray], rows: Tensor, starts: Tensor, length: int) -> Tensor:
+    """Each window's frames from its row's images: (B, length, C, H, W) floats in [0, 1], zero past the row's end."""
+    from wav.data.sequences import frames_to_float
+
+    h, w, c = images[0].shape[1:]
+    out = np.zeros((len(rows), length, h, w, c), np.uint8)
+    for k, (r, t0) in enumerate(zip(rows.tolist(), starts.tolist())):
+        part = images[r][t0 : t0 + length]
+        out[k, : len(part)] = part
+    return frames_to_float(torch.from_numpy(out))
+
+
 def flat_rows(data: TrajectorySet) -> TransitionBatch:
-    """One NaN-padded row per trajectory: states (N, (Tmax+1) D), actions (N, Tmax A), next_states = states."""
+    """One NaN-padded row per trajectory: states (N, (Tmax+1) D), actions (N, Tmax A), next_states = states.
+    With images, the trajectories' frames are registered for the RSSM to find (`row_images`)."""
+    if data.images is not None:
+        register_images(data)
     if len(data) == 0:
         return TransitionBatch(torch.zeros(0, 0), torch.zeros(0, 0), torch.zeros(0, 0))
     d, a = data.dims
@@ -135,12 +185,14 @@ def flat_rows(data: TrajectorySet) -> TransitionBatch:
 @dataclass(frozen=True)
 class Windows32:
     """The non-overlapping windows of flat rows: states (B, W, D) and actions (B, W, A) with NaN padding,
-    `row` (B,) the row of each window, `valid` (B, W) which states exist."""
+    `row` (B,) the row of each window, `valid` (B, W) which states exist, `start` (B,) the row's frame each
+    window starts at."""
 
     states: Tensor
     actions: Tensor
     row: Tensor
     valid: Tensor
+    start: Tensor
 
 
 def cut_windows(states: Tensor, actions: Tensor, state_dim: int, action_dim: int, length: int = WINDOW) -> Windows32:
@@ -159,7 +211,8 @@ def cut_windows(states: Tensor, actions: Tensor, state_dim: int, action_dim: int
     valid = torch.isfinite(sp).all(-1)  # (N*C, W)
     keep = valid.sum(1) >= 2
     row = torch.arange(n).repeat_interleave(chunks)
-    return Windows32(sp[keep], ap[keep], row[keep], valid[keep])
+    start = torch.arange(chunks).repeat(n) * length
+    return Windows32(sp[keep], ap[keep], row[keep], valid[keep], start[keep])
 
 
 def _row_mean(values: Tensor, mask: Tensor, row: Tensor, n: int) -> Tensor:
@@ -195,6 +248,24 @@ class RSSMWorldModel(nn.Module):
     def dims(self) -> tuple[int, int]:
         return int(self.rssm.cfg.state_dim), int(self.rssm.cfg.action_dim)
 
+    @property
+    def reads_images(self) -> bool:
+        """Whether the RSSM's encoder reads camera frames (found per row with `row_images`)."""
+        return bool(self.rssm.cfg.image_channels)
+
+    def _frames(self, states: Tensor) -> list[np.ndarray] | None:
+        return row_images(states, self.dims[0]) if self.reads_images else None
+
+    @staticmethod
+    def _context(states: Tensor, actions: Tensor, is_first: Tensor, frames: list[np.ndarray] | None, w: Windows32, sl: slice) -> SequenceBatch:
+        """The windows `sl` of `w` as a posterior context (states, actions, is_first), with their camera frames when
+        the RSSM reads them."""
+        if frames is None:
+            return SequenceBatch(states, actions, is_first)
+        from wav.data.sequences import ImageSequenceBatch
+
+        return ImageSequenceBatch(states, actions, is_first, window_frames(frames, w.row[sl], w.start[sl], states.shape[1]))
+
     @torch.no_grad()
     def rollouts(self, states: Tensor, actions: Tensor, features: bool = False) -> tuple[Windows32, Tensor]:
         """Windows of the rows and each member's open-loop prediction of frames 1..W-1 from the posterior
@@ -202,11 +273,12 @@ class RSSMWorldModel(nn.Module):
         rollout's latent features (B, W-1, M, F) with `features`."""
         d, a = self.dims
         w = cut_windows(states, actions, d, a, self.window)
+        frames = self._frames(states)
         preds = []
         for i in range(0, len(w.row), CHUNK):
             s0 = w.states[i : i + CHUNK, :1]
             b = s0.shape[0]
-            ctx = SequenceBatch(s0, torch.zeros(b, 1, a), torch.ones(b, 1, dtype=torch.bool))
+            ctx = self._context(s0, torch.zeros(b, 1, a), torch.ones(b, 1, dtype=torch.bool), frames, w, slice(i, i + CHUNK))
             acts = torch.nan_to_num(w.actions[i : i + CHUNK, :-1]).clamp(-1, 1)
             roll = self.rssm.imagine_features if features else self.rssm.imagine_members
             preds.append(roll(self.rssm.observe(ctx), acts))
@@ -228,11 +300,12 @@ class RSSMWorldModel(nn.Module):
         over features and members: (windows, (B, W-1) mismatch, (B, W-1, M, D) decoded predictions)."""
         d, a = self.dims
         w = cut_windows(states, actions, d, a, self.window)
+        frames = self._frames(states)
         gaps, preds = [], []
         for i in range(0, len(w.row), CHUNK):
             s = torch.nan_to_num(w.states[i : i + CHUNK])
             acts = torch.nan_to_num(w.actions[i : i + CHUNK]).clamp(-1, 1)
-            h, z, _ = self.rssm.posterior(SequenceBatch(s, acts, torch.zeros(s.shape[:2], dtype=torch.bool)))
+            h, z, _ = self.rssm.posterior(self._context(s, acts, torch.zeros(s.shape[:2], dtype=torch.bool), frames, w, slice(i, i + CHUNK)))
             post = self.rssm.features(h[:, 1:], z[:, 1:])  # (B, W-1, M, F)
             prior = self.rssm.imagine_features((h[:, 0], z[:, 0]), acts[:, :-1])  # (B, W-1, M, F)
             gaps.append(((prior - post) ** 2).mean((-2, -1)))
@@ -412,6 +485,9 @@ class ManipulationDomain:
     """verification (and ensemble-disagreement) score space: 'state' (standardised squared error of the decoded
     rollout) or 'latent' (the release's mismatch of the RSSM's latent features); the oracle and the evaluation
     are always in state units"""
+    images: bool = False
+    """the RSSM also reads the pool's 64x64 camera frames (conv encoder and decoder; `paper`); the pool must have
+    been built with `--camera`. Scores and the evaluation stay in state units"""
     space: Box = field(default=Box(7))
 
     def batch(self, data: TrajectorySet) -> TransitionBatch:
@@ -419,10 +495,13 @@ class ManipulationDomain:
 
     def concat(self, parts: list[TrajectorySet]) -> TrajectorySet:
         parts = [p for p in parts if len(p)] or parts[:1]
-        return TrajectorySet(tuple(t for p in parts for t in p.trajectories), parts[0].layout)
+        images = tuple(im for p in parts for im in p.images) if all(p.images is not None for p in parts) else None
+        return TrajectorySet(tuple(t for p in parts for t in p.trajectories), parts[0].layout, images)
 
     def subset(self, data: TrajectorySet, index: np.ndarray) -> TrajectorySet:
-        return TrajectorySet(tuple(data.trajectories[int(i)] for i in np.asarray(index).reshape(-1)), data.layout)
+        index = [int(i) for i in np.asarray(index).reshape(-1)]
+        images = None if data.images is None else tuple(data.images[i] for i in index)
+        return TrajectorySet(tuple(data.trajectories[i] for i in index), data.layout, images)
 
     def build(self, part: str, data: TrajectorySet, seed: int, members: int = 1):
         """A new, untrained model `part` sized for `data` from the preset (`members` for an ensemble)."""
@@ -433,6 +512,11 @@ class ManipulationDomain:
             from wav.models.rssm import RSSM, preset
 
             cfg = preset(self.rssm_preset, state_dim=d, action_dim=a, members=members if part == "ensemble" else 1)
+            if self.images:
+                if data.images is None:
+                    raise ValueError("the domain reads camera images (images=True) and this data has none; build the pool with "
+                                     "`wav robot build --camera`, or run without images")
+                cfg = replace(cfg, image_channels=int(data.images[0].shape[-1]))
             if self.rssm_openloop:
                 cfg = replace(cfg, openloop_scale=float(self.rssm_openloop))
             scale = torch.tensor(self.scale, dtype=torch.float32) if self.scale is not None else standardiser(data)
@@ -451,7 +535,8 @@ class ManipulationDomain:
 
         model = self.build(part, data, seed, members) if model is None else model
         if part in ("world_model", "ensemble"):
-            fit(model.rssm, Windows(list(data.trajectories), self.window), train or self.world_model_train, seed)
+            images = list(data.images) if model.reads_images else None
+            fit(model.rssm, Windows(list(data.trajectories), self.window, images=images), train or self.world_model_train, seed)
         else:
             fit(model.model, Rows(*inverse_triples(list(data.trajectories))), train or self.inverse_train, seed)
         return model.eval()
@@ -519,7 +604,7 @@ DOMAIN_PRESETS: dict[str, ManipulationDomain] = {
                                 world_model_train=TrainConfig(epochs=60, lr=1e-3, batch_size=16, val_fraction=0.0, max_seconds=GUARD_SECONDS),
                                 inverse_train=TrainConfig(epochs=30, lr=1e-3, batch_size=128, val_fraction=0.0, max_seconds=GUARD_SECONDS)),
     "cpu": ManipulationDomain(),
-    "paper": ManipulationDomain(rssm_preset="paper", inverse_preset="paper",
+    "paper": ManipulationDomain(rssm_preset="paper", inverse_preset="paper", images=True,
                                 world_model_train=TrainConfig(epochs=200, lr=1e-4, batch_size=16, val_fraction=0.0, max_seconds=36000),
                                 inverse_train=TrainConfig(epochs=200, lr=3e-4, batch_size=128, val_fraction=0.0, max_seconds=36000)),
 }

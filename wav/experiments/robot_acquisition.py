@@ -102,9 +102,15 @@ class RobotAcquisitionExperiment:
     """overrides of the published random-mix ratios (REFERENCE §1: ensemble and progress 0.3, oracle 0.1, WAV 0),
     e.g. (("wav", 0.3),): the share of a strategy's batch drawn uniformly instead of by its score (a diagnostic)"""
 
+    images: bool | None = None
+    """whether every RSSM also reads the pool's camera frames (the pool must be built with `--camera`); None = the
+    preset's (`paper`: on, `debug` and `cpu`: off)"""
+
     @property
     def domain(self) -> ManipulationDomain:
-        return replace(lookup(DOMAIN_PRESETS, self.preset), score_space=self.score_space, rssm_openloop=self.openloop_scale)
+        base = lookup(DOMAIN_PRESETS, self.preset)
+        images = base.images if self.images is None else bool(self.images)
+        return replace(base, score_space=self.score_space, rssm_openloop=self.openloop_scale, images=images)
 
     def scaled_domain(self, data: PoolData) -> ManipulationDomain:
         """The domain with the error scale this experiment asks for (`error_scale`)."""
@@ -148,7 +154,7 @@ def load_data(exp: RobotAcquisitionExperiment) -> PoolData:
     if not path.is_file():
         raise DataError(f"{path}: no such file (expected a pool file or a folder holding pool.hdf5)")
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, exp.task.lower(), exp.warmup, exp.domain.window)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, exp.task.lower(), exp.warmup, exp.domain.window, exp.domain.images)
     if key not in _LOADED:
         data = _read_pool(exp, path)
         _LOADED.clear()
@@ -162,7 +168,7 @@ def _read_pool(exp: RobotAcquisitionExperiment, path: Path) -> PoolData:
 
     parts, env_args = {}, {}
     for name, key in (("seed_set", f"warmup_{exp.warmup}"), ("pool", "explore"), ("test", "eval")):
-        trajs, env_args = load_trajectories(path, filter_key=key)
+        trajs, env_args = load_trajectories(path, filter_key=key, images=exp.domain.images)
         if not trajs:
             raise DataError(f"{path}: mask/{key}: is empty")
         parts[name] = TrajectorySet.of(trajs, env_args.get("layout", {}))
@@ -355,7 +361,7 @@ def check(exp: RobotAcquisitionExperiment) -> str:
     probe(exp, load_data(exp))
     digest = file_sha1(pool_file(exp.data))
     check_resume({run_dir(exp, s, seed): settings(exp, s, seed, digest) for seed in exp.seeds for s in exp.strategies}, exp.force,
-                 {"domain.rssm_openloop": 0.0})  # runs from before the open-loop loss trained without it
+                 {"domain.rssm_openloop": 0.0, "domain.images": False})  # runs from before these settings: no loss, no images
     return digest
 
 
@@ -373,6 +379,8 @@ def fit_key(exp: RobotAcquisitionExperiment, seed: int, part: str, digest: str) 
     the random-mix overrides (they change which candidates a run picks, not the seed-set fits)."""
     key = json.loads(json.dumps({k: v for k, v in settings(exp, "", seed, digest).items() if k != "strategy"} | {"part": part}))
     key["round"]["random_mix"] = []
+    if not key["domain"].get("images"):
+        key["domain"].pop("images", None)  # fits kept before the setting existed read no images
     return key
 
 

@@ -144,7 +144,10 @@ def resolve(exp: RobotDownstreamExperiment) -> Inputs:
             p = d / WORLD_MODEL
             if not p.is_file():
                 raise ValueError(f"--from {exp.source}: runs/{s}/seed{k} has no {WORLD_MODEL} (made before world models were saved; rerun the acquisition)")
-            meta = (checkpoint_meta(p) or {}).get("meta") or {}
+            blob = checkpoint_meta(p) or {}
+            meta = blob.get("meta") or {}
+            if (blob.get("config") or {}).get("image_channels"):
+                raise ValueError(f"{p}: this world model reads camera images, and the planner filters states only (run the acquisition without --images)")
             task = meta.get("task")
             if task is None or str(task).lower() != exp.task.lower():
                 raise ValueError(f"{p}: a world model of task {task!r}, not the requested task {exp.task!r}")

@@ -68,7 +68,7 @@ class RobotOnlineExperiment:
 
     @property
     def domain(self) -> ManipulationDomain:
-        return replace(lookup(DOMAIN_PRESETS, self.preset), task=self.task)
+        return replace(lookup(DOMAIN_PRESETS, self.preset), task=self.task, images=False)  # the online loop observes states
 
     @property
     def round(self) -> RoundConfig:

@@ -87,7 +87,7 @@ class RSSMConfig:
 
 
 RSSM_PRESETS = {
-    "debug": RSSMConfig(deter=64, hidden=64, stoch=8, classes=8, units=64, layers=1),
+    "debug": RSSMConfig(deter=64, hidden=64, stoch=8, classes=8, units=64, layers=1, cnn_depth=8),
     "cpu": RSSMConfig(),
     "paper": RSSMConfig(deter=512, hidden=512, stoch=32, classes=32, units=1024, layers=5, cont_layers=2),
 }

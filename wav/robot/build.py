@@ -46,6 +46,8 @@ class BuildConfig:
     """worker processes for rollouts"""
     seed: int = 0
     """base seed of episodes, training and partitions"""
+    camera: bool = False
+    """record a 64x64 camera frame per step (obs/image) in the experts' and the pool's files"""
     policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(train_steps=300, hidden=128))
     """diffusion-policy hyper-parameters"""
 
@@ -58,7 +60,7 @@ PRESETS = {
                        policy=PolicyConfig(train_steps=4000)),
     # The published sizes (~1,500 pool trajectories, warm-up 200..1000); hours on 2 cores.
     "paper": BuildConfig(scale="paper", expert_episodes=600, rollouts_per_checkpoint=150, best_checkpoints=4,
-                         warmup_sizes=(200, 400, 600, 800, 1000), policy=PolicyConfig(train_steps=30000)),
+                         warmup_sizes=(200, 400, 600, 800, 1000), policy=PolicyConfig(train_steps=30000), camera=True),
 }
 
 
@@ -187,7 +189,8 @@ def build(cfg: BuildConfig, run_dir, progress: bool = True) -> dict:
     timings = {}
 
     t0 = time.time()
-    experts, expert_rate = run_experts(cfg.task, cfg.expert_episodes, cfg.seed, cfg.n_jobs, run_dir / "experts.hdf5", progress=progress)
+    experts, expert_rate = run_experts(cfg.task, cfg.expert_episodes, cfg.seed, cfg.n_jobs, run_dir / "experts.hdf5", camera=cfg.camera,
+                                       progress=progress)
     timings["experts_s"] = time.time() - t0
     _log(run_dir, {"step": "experts", "success_rate": expert_rate, "episodes": len(experts), "seconds": timings["experts_s"]})
 
@@ -197,7 +200,8 @@ def build(cfg: BuildConfig, run_dir, progress: bool = True) -> dict:
     _log(run_dir, {"step": "train", "losses": losses, "seconds": timings["train_s"]})
 
     t0 = time.time()
-    pool = rollout(cfg.task, run_dir / "checkpoints", cfg.rollouts_per_checkpoint, cfg.noise_std, cfg.seed, cfg.n_jobs, progress=progress)
+    pool = rollout(cfg.task, run_dir / "checkpoints", cfg.rollouts_per_checkpoint, cfg.noise_std, cfg.seed, cfg.n_jobs, camera=cfg.camera,
+                   progress=progress)
     timings["rollout_s"] = time.time() - t0
     ckpt_rates = {}
     for t in pool:
