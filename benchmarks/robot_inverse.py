@@ -15,6 +15,7 @@ inverse models, the R^2 the state transition allows at this scale, not the model
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import datetime, timezone
@@ -34,14 +35,24 @@ DIMS = ("x", "y", "z", "rx", "ry", "rz", "gripper")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True)
+    ap.add_argument("--data", default=None, help="a task's pool file or build folder")
     ap.add_argument("--task", default=None, help="task name (default: the pool file's)")
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--seeds", default="0-4")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--out", required=True)
     ap.add_argument("--reference", action="store_true", help="also fit unconstrained MLPs on the same inputs (see above)")
+    ap.add_argument("--json", default=None, help="also write the per-seed rows here (what `--overview` reads)")
+    ap.add_argument("--overview", nargs="+", default=None, metavar="JSON",
+                    help="fit nothing: one table over tasks from the `--json` files of earlier runs, with the targets scored")
     args = ap.parse_args()
+    if args.overview:
+        missing = [p for p in args.overview if not Path(p).is_file()]
+        if missing:
+            ap.error(f"--overview: no such file {missing[0]}")
+        return overview([json.loads(Path(p).read_text()) for p in args.overview], args.out, args.overview)
+    if args.data is None:
+        ap.error("--data is required (or --overview)")
     set_threads(1)
     lo, _, hi = args.seeds.partition("-")
     seeds = list(range(int(lo), int(hi or lo) + 1))
@@ -94,6 +105,57 @@ def main() -> None:
                                  + " | ".join(f"{m:.2f} ({n:.2f})" for m, n in zip(r2.mean(0), r2.min(0))) + " | — | — |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
+    if args.json:
+        shares = {name: [_object_share(r, data.test.layout) for r in rows["inverse"][name]] for name in rows["inverse"]}
+        Path(args.json).write_text(json.dumps({"task": exp.task, "warmup": args.warmup, "seeds": seeds, "preset": args.preset,
+                                               "data": args.data, "machine": cpu_description(), "rows": rows, "object_share": shares,
+                                               "seconds": seconds, "reference": reference}, indent=1) + "\n")
+    print("\n".join(lines))
+
+
+def overview(runs: list[dict], out: str, paths: list[str]) -> None:
+    """Issue 13's inverse-model targets over tasks, from `--json` records: R^2 >= 0.9 on the eval partition, at most
+    10% `object` among the kept features, sparse better than vanilla on the explore partition's unseen checkpoints."""
+    lines = ["# Robot inverse models over tasks: issue 13's targets (sparse vs vanilla, warm-up 50, preset `cpu`)", "",
+             f"From `python benchmarks/robot_inverse.py --overview {' '.join(paths)} --out {out}`; each task's own table is"
+             " `robot_inverse_<task>.md` beside this file, with its command and machine.", "",
+             "Mean over seeds, [95% CI] or (min-max over seeds). `dims >= 0.9`: action dimensions whose R^2 (mean over seeds) reaches 0.9 on "
+             "the eval partition. `object share`: share of the features the sparse mask keeps that are `object` features. "
+             "`explore`: the rollouts of checkpoints that never enter the warm-up set; `sparse − vanilla` is paired by seed (t test).", "",
+             "| task | seeds | eval MSE sparse | eval MSE vanilla | sparse R^2 per dim (x y z rx ry rz grip) | dims >= 0.9 | object share (min-max) "
+             "| explore MSE sparse | explore MSE vanilla | explore sparse − vanilla (p, sparse lower in) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    met = {"r2": [], "share": [], "explore": []}
+    for run in runs:
+        rows, n = run["rows"], len(run["seeds"])
+        cell = {}
+        for name in ("eval", "explore"):
+            for part in ("inverse", "dense_inverse"):
+                m, lo, hi = mean_ci([r["action_mse"] for r in rows[part][name]])
+                cell[name, part] = f"{m:.4f} [{lo:.4f}, {hi:.4f}]"
+        r2 = np.array([[np.nan if x is None else x for x in r["r2_by_dim"]] for r in rows["inverse"]["eval"]], float).mean(0)
+        share = np.array(run["object_share"]["eval"], float)
+        sp, va = [r["action_mse"] for r in rows["inverse"]["explore"]], [r["action_mse"] for r in rows["dense_inverse"]["explore"]]
+        d = paired_difference(sp, va)
+        lower = sum(a < b for a, b in zip(sp, va))
+        met["r2"].append((run["task"], int((r2 >= 0.9).sum())))
+        met["share"].append((run["task"], float(share.mean())))
+        met["explore"].append((run["task"], d["mean"] < 0 and d["p_ttest"] < 0.05))
+        lines.append(f"| {run['task']} | {n} | {cell['eval', 'inverse']} | {cell['eval', 'dense_inverse']} | {' '.join(f'{x:.2f}' for x in r2)} "
+                     f"| {int((r2 >= 0.9).sum())} of {len(r2)} | {share.mean():.1%} ({share.min():.1%}-{share.max():.1%}) | {cell['explore', 'inverse']} "
+                     f"| {cell['explore', 'dense_inverse']} | {d['mean']:+.4f} (p={d['p_ttest']:.3g}, {lower}/{n}) |")
+    k = len(runs)
+    full = [t for t, c in met["r2"] if c == 7]
+    share_ok = [t for t, s in met["share"] if s <= 0.10]
+    better = [t for t, ok in met["explore"] if ok]
+    lines += ["", "| target | tasks | status |", "|---|---|---|",
+              f"| action R^2 >= 0.9 on the eval partition (every dimension) | {len(full)} of {k}{': ' + ', '.join(full) if full else ''} "
+              f"| {'met' if len(full) == k else 'missed'} |",
+              f"| at most 10% of the kept features are `object` (mean over seeds) | {len(share_ok)} of {k} | {'met' if len(share_ok) == k else 'missed'} |",
+              f"| sparse better than vanilla on checkpoints it never saw (paired p < 0.05) | {len(better)} of {k}{': ' + ', '.join(better) if better else ''} "
+              f"| {'met' if len(better) == k else 'missed'} |"]
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
