@@ -6,7 +6,6 @@ Needs the extras `robot` (robosuite) and/or `maniskill`; see docs/robot.md.
 from __future__ import annotations
 
 import argparse
-
 import json
 from pathlib import Path
 
