@@ -108,6 +108,10 @@ def test_run_pool_two_seeds_random_wav_oracle_write_records(world, tmp_path):
             assert written == json.loads(json.dumps(rows))
             if s == "oracle":
                 assert rows[1]["spearman"] == pytest.approx(1.0)
+            # the labelled batches: pool indices, disjoint across rounds, and the round-1 batch's recorded true error is theirs
+            c1, c2 = rows[1]["chosen"], rows[2]["chosen"]
+            assert len(c1) == len(c2) == 2 and not set(c1) & set(c2) and all(0 <= i < len(pool) for i in c1 + c2)
+            assert rows[1]["oracle_error_of_chosen"] == pytest.approx(float(np.mean(np.asarray(oracle)[c1])))
 
 
 def test_the_last_round_refits_only_the_evaluated_world_model(world, tmp_path, monkeypatch):

@@ -212,7 +212,8 @@ def run_pool(domain: Domain, strategy_name: str, seed: int, data: PoolData, shar
         t2 = time.perf_counter()
         run.emit({"round": r, "labels": len(run.labelled), **domain.evaluate(run.models.world_model, data), **corr,
                   "oracle_error_of_chosen": float(oracle[np.searchsorted(idx, chosen)].mean()),
-                  "chosen_actions": domain.space.counts(domain.batch(picked).actions.numpy())})
+                  "chosen_actions": domain.space.counts(domain.batch(picked).actions.numpy()),
+                  "chosen": [int(i) for i in chosen]})  # pool indices of the labelled batch, in pick order
         with open(timing_path, "a") as f:  # wall times vary run to run; metrics.jsonl stays reproducible
             f.write(json.dumps({"round": r, "score": t_score, "train": t_train, "eval": time.perf_counter() - t2}) + "\n")
     if keep is not None:
