@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from robot_pool_outliers import append_section, out_of_range  # noqa: E402
+from robot_pool_outliers import append_section, finished_results, out_of_range  # noqa: E402
 
 from wav.experiments.robot_acquisition import STRATEGIES, WORLD_MODEL, RobotAcquisitionExperiment, fit_path, load_data, load_world_model  # noqa: E402
 from wav.runtime import cpu_description, set_threads  # noqa: E402
@@ -63,10 +63,7 @@ def main() -> None:
     from wav.loop import pool_oracle
 
     folder = Path(args.folder)
-    res_path = folder / "results.json"
-    if not res_path.is_file():
-        sys.exit(f"error: {res_path}: no such file (not a finished robot-acquisition folder)")
-    res = json.loads(res_path.read_text())
+    res = finished_results(folder)
     recs = records(folder)
     if not recs or any("chosen" not in rows[1] for runs in recs.values() for rows in runs.values()):
         sys.exit(f"error: {folder}: runs without a `chosen` record (made before 2026-12-07); rerun them")

@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from robot_pool_outliers import append_section, out_of_range  # noqa: E402
+from robot_pool_outliers import append_section, finished_results, out_of_range  # noqa: E402
 
 from wav.experiments.robot_acquisition import STRATEGIES, WORLD_MODEL, RobotAcquisitionExperiment, fit_path, load_data, load_world_model  # noqa: E402
 from wav.runtime import set_threads  # noqa: E402
@@ -69,10 +69,7 @@ def main() -> None:
                     help="also split every seed's warm-up world model's error (loaded from the folder's fits/, else refit)")
     args = ap.parse_args()
     folder = Path(args.folder)
-    res_path = folder / "results.json"
-    if not res_path.is_file():
-        sys.exit(f"error: {res_path}: no such file (not a finished robot-acquisition folder)")
-    res = json.loads(res_path.read_text())
+    res = finished_results(folder)
     runs = sorted((folder / "runs").glob(f"*/seed*/{WORLD_MODEL}"))
     if not runs:
         sys.exit(f"error: {folder}/runs: no */seed*/{WORLD_MODEL} (runs not finished)")

@@ -12,6 +12,7 @@ seconds per pool, so it answers for all six tasks whether their explore pools ho
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 from datetime import datetime, timezone
@@ -32,6 +33,14 @@ def out_of_range(warm: TrajectorySet, part: TrajectorySet, stds: float = 3.0) ->
     w = np.concatenate([np.asarray(s, np.float64) for s, _ in warm.trajectories])
     lo, hi, sd = w.min(0), w.max(0), w.std(0) + 1e-6
     return np.stack([((np.asarray(s) < lo - stds * sd) | (np.asarray(s) > hi + stds * sd)).any(0) for s, _ in part.trajectories])
+
+
+def finished_results(folder: Path) -> dict:
+    """The `results.json` of a finished robot-acquisition folder; exits with a one-line error when there is none."""
+    path = Path(folder) / "results.json"
+    if not path.is_file():
+        sys.exit(f"error: {path}: no such file (not a finished robot-acquisition folder)")
+    return json.loads(path.read_text())
 
 
 def append_section(path, title: str, script: str, lines: list[str]) -> None:
