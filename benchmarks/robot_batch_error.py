@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from wav.experiments.common import is_done, read_metrics  # noqa: E402
 from wav.experiments.robot_acquisition import STRATEGIES as NAMES  # noqa: E402
 from wav.stats import paired_difference  # noqa: E402
 
@@ -35,9 +36,9 @@ def read(folder: Path) -> dict[str, dict[int, tuple[float, float, float]]]:
     """strategy -> seed -> (round-1 oracle error of the labelled batch, final eval error, round-1 Spearman), finished runs only."""
     out: dict[str, dict[int, tuple[float, float, float]]] = {}
     for run in sorted((folder / "runs").glob("*/seed*")):
-        if not (run / "done").exists():
+        if not is_done(run):
             continue
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        rows = read_metrics(run)
         first = next((r for r in rows if r.get("round") == 1), None)
         if first is None or "oracle_error_of_chosen" not in first:
             raise SystemExit(f"{run / 'metrics.jsonl'}: no round-1 row with oracle_error_of_chosen")

@@ -37,18 +37,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from robot_pool_outliers import append_section, finished_results, out_of_range  # noqa: E402
 
+from wav.experiments.common import is_done, read_metrics  # noqa: E402
 from wav.experiments.robot_acquisition import STRATEGIES, WORLD_MODEL, RobotAcquisitionExperiment, fit_path, load_data, load_world_model  # noqa: E402
 from wav.runtime import cpu_description, set_threads  # noqa: E402
 from wav.stats import mean_ci  # noqa: E402
 
 
-def records(folder: Path) -> dict[str, dict[int, list[dict]]]:
+def finished_rows(folder: Path) -> dict[str, dict[int, list[dict]]]:
     """strategy -> seed -> metric rows of each finished run."""
     out: dict[str, dict[int, list[dict]]] = {}
     for run in sorted((folder / "runs").glob("*/seed*")):
-        if (run / "done").exists():
-            rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-            out.setdefault(run.parent.name, {})[int(run.name.removeprefix("seed"))] = rows
+        if is_done(run):
+            out.setdefault(run.parent.name, {})[int(run.name.removeprefix("seed"))] = read_metrics(run)
     return out
 
 
@@ -64,7 +64,7 @@ def main() -> None:
 
     folder = Path(args.folder)
     res = finished_results(folder)
-    recs = records(folder)
+    recs = finished_rows(folder)
     if not recs or any("chosen" not in rows[1] for runs in recs.values() for rows in runs.values()):
         sys.exit(f"error: {folder}: runs without a `chosen` record (made before 2026-12-07); rerun them")
     set_threads(1)

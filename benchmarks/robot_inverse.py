@@ -89,7 +89,7 @@ def main() -> None:
         for part, label in (("inverse", "sparse"), ("dense_inverse", "vanilla")):
             rs = rows[part][name]
             mse, lo_, hi_ = mean_ci([r["action_mse"] for r in rs])
-            r2 = np.array([[np.nan if x is None else x for x in r["r2_by_dim"]] for r in rs], float)
+            r2 = r2_table(rs)
             kept = {g: np.mean([r["kept_by_group"].get(g, np.nan) for r in rs]) for g in ("ee", "robot", "object")}
             share = np.mean([_object_share(r, data.test.layout) for r in rs]) if part == "inverse" else float("nan")
             lines.append(f"| {name} | {label} | {mse:.4f} [{lo_:.4f}, {hi_:.4f}] | " + " | ".join(f"{m:.2f} ({n:.2f})" for m, n in zip(r2.mean(0), r2.min(0)))
@@ -100,7 +100,7 @@ def main() -> None:
             for label, rs in reference.items():
                 if rs:
                     mse, lo_, hi_ = mean_ci([r["action_mse"] for r in rs])
-                    r2 = np.array([[np.nan if x is None else x for x in r["r2_by_dim"]] for r in rs], float)
+                    r2 = r2_table(rs)
                     lines.append(f"| eval | reference {label} | {mse:.4f} [{lo_:.4f}, {hi_:.4f}] | "
                                  + " | ".join(f"{m:.2f} ({n:.2f})" for m, n in zip(r2.mean(0), r2.min(0))) + " | — | — |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +111,11 @@ def main() -> None:
                                                "data": args.data, "machine": cpu_description(), "rows": rows, "object_share": shares,
                                                "seconds": seconds, "reference": reference}, indent=1) + "\n")
     print("\n".join(lines))
+
+
+def r2_table(rows: list[dict]) -> np.ndarray:
+    """(seeds, action dims) R^2 of diagnostic rows, NaN where a dimension had no variance (recorded as None)."""
+    return np.array([[np.nan if x is None else x for x in r["r2_by_dim"]] for r in rows], float)
 
 
 def overview(runs: list[dict], out: str, paths: list[str]) -> None:
@@ -133,7 +138,7 @@ def overview(runs: list[dict], out: str, paths: list[str]) -> None:
             for part in ("inverse", "dense_inverse"):
                 m, lo, hi = mean_ci([r["action_mse"] for r in rows[part][name]])
                 cell[name, part] = f"{m:.4f} [{lo:.4f}, {hi:.4f}]"
-        r2 = np.array([[np.nan if x is None else x for x in r["r2_by_dim"]] for r in rows["inverse"]["eval"]], float).mean(0)
+        r2 = r2_table(rows["inverse"]["eval"]).mean(0)
         share = np.array(run["object_share"]["eval"], float)
         sp, va = [r["action_mse"] for r in rows["inverse"]["explore"]], [r["action_mse"] for r in rows["dense_inverse"]["explore"]]
         d = paired_difference(sp, va)
